@@ -1,0 +1,201 @@
+"""Across runs: mean and spread over seeds, and paired tests against a baseline variant.
+
+Why these statistics: on 10000 test images one binomial standard error at 99% accuracy
+is about 0.1 percentage points (10 images), about the size of the differences the
+original study reported from single runs. So each variant is summarised over seeds
+(mean, standard deviation, 95% t-interval), and each variant is compared with the
+baseline on the *same* seeds and the *same* test images: the seed-paired difference
+with its t-interval (run-to-run noise) and McNemar's exact test on the images where
+exactly one of the two models is right (test-set noise).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from stn.evaluate import load_predictions
+from stn.layout import RunPaths
+
+# The original study's single 50-epoch runs (its README), for the results table.
+ORIGINAL_STUDY = {
+    "stn-conv": (0.9921, 0.0296),
+    "stn-coordconv": (0.9908, 0.0312),
+    # its "leakyrelu" run used CoordConv and nn.LeakyReLU(True), i.e. slope 1
+    "stn-coordconv-leakyrelu": (0.9913, 0.0293),
+}
+
+
+def load_runs(variants: list[str], seeds: list[int], root: Path = Path(".")) -> pd.DataFrame:
+    rows = []
+    for variant in variants:
+        for seed in seeds:
+            path = RunPaths(variant, seed, root).metrics
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: missing; run dvc repro to evaluate {variant} seed {seed}")
+            m = json.loads(path.read_text())
+            rows.append({"variant": variant, "seed": seed, "accuracy": m["accuracy"], "loss": m["loss"]})
+    return pd.DataFrame(rows)
+
+
+def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided t-interval of the mean; (nan, nan) with fewer than two values."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * stats.sem(values)
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def summarize_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    rows = {}
+    for variant, group in runs.groupby("variant", sort=False):
+        low, high = t_interval(group["accuracy"].to_numpy())
+        rows[variant] = {
+            "n_seeds": len(group),
+            "accuracy_mean": group["accuracy"].mean(),
+            "accuracy_std": group["accuracy"].std(ddof=1) if len(group) > 1 else float("nan"),
+            "ci95_low": low,
+            "ci95_high": high,
+            "loss_mean": group["loss"].mean(),
+            "loss_std": group["loss"].std(ddof=1) if len(group) > 1 else float("nan"),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[int, int, float]:
+    """Discordant counts (only a right, only b right) and the exact two-sided p-value."""
+    only_a = int(np.sum(correct_a & ~correct_b))
+    only_b = int(np.sum(~correct_a & correct_b))
+    if only_a + only_b == 0:
+        return only_a, only_b, 1.0
+    return only_a, only_b, float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def paired_comparisons(
+    runs: pd.DataFrame, baseline: str, seeds: list[int], root: Path = Path(".")
+) -> pd.DataFrame:
+    """Each variant against `baseline`, paired by seed and by test image."""
+    base = runs[runs["variant"] == baseline].set_index("seed")["accuracy"]
+    base_correct = {s: _correct(RunPaths(baseline, s, root)) for s in seeds}
+    rows = []
+    for variant, group in runs.groupby("variant", sort=False):
+        if variant == baseline:
+            continue
+        diff = group.set_index("seed")["accuracy"] - base
+        low, high = t_interval(diff.to_numpy())
+        p_t = (
+            float(stats.ttest_rel(group.set_index("seed")["accuracy"][seeds], base[seeds]).pvalue)
+            if len(seeds) > 1 and np.any(diff.to_numpy() != 0)
+            else float("nan")
+        )
+        only_v = only_b = 0
+        pvalues = []
+        for seed in seeds:
+            a, b, p = mcnemar_exact(_correct(RunPaths(variant, seed, root)), base_correct[seed])
+            only_v, only_b = only_v + a, only_b + b
+            pvalues.append(p)
+        rows.append(
+            {
+                "variant": variant,
+                "baseline": baseline,
+                "diff_mean": float(diff.mean()),
+                "diff_ci95_low": low,
+                "diff_ci95_high": high,
+                "paired_t_p": p_t,
+                "only_variant_right": only_v,
+                "only_baseline_right": only_b,
+                "mcnemar_p_per_seed": pvalues,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _correct(paths: RunPaths) -> np.ndarray:
+    predictions = load_predictions(paths.predictions)
+    return (predictions["actual"] == predictions["predicted"]).to_numpy()
+
+
+def _pct(x: float, digits: int = 2) -> str:
+    return "n/a" if np.isnan(x) else f"{100 * x:.{digits}f}"
+
+
+def results_table(summary: pd.DataFrame) -> str:
+    """The markdown results table (also copied into the README)."""
+    lines = [
+        "| variant | seeds | test accuracy % (mean ± sd) | 95% CI of mean | test NLL (mean ± sd) | original study (1 run) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for variant, row in summary.iterrows():
+        original = ORIGINAL_STUDY.get(variant)
+        orig = f"{100 * original[0]:.2f}% / {original[1]:.4f}" if original else "—"
+        lines.append(
+            f"| {variant} | {row['n_seeds']} | {_pct(row['accuracy_mean'])} ± {_pct(row['accuracy_std'])} "
+            f"| {_pct(row['ci95_low'])} – {_pct(row['ci95_high'])} "
+            f"| {row['loss_mean']:.4f} ± {row['loss_std']:.4f} | {orig} |"
+        )
+    return "\n".join(lines)
+
+
+def comparisons_table(comparisons: pd.DataFrame) -> str:
+    lines = [
+        "| variant − baseline | accuracy diff (pp, mean over seeds) | 95% CI | paired t p | images only variant right / only baseline right | McNemar p per seed |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for _, row in comparisons.iterrows():
+        ps = ", ".join(f"{p:.3g}" for p in row["mcnemar_p_per_seed"])
+        p_t = "n/a" if np.isnan(row["paired_t_p"]) else f"{row['paired_t_p']:.3g}"
+        lines.append(
+            f"| {row['variant']} − {row['baseline']} | {100 * row['diff_mean']:+.3f} "
+            f"| {100 * row['diff_ci95_low']:+.3f} to {100 * row['diff_ci95_high']:+.3f} | {p_t} "
+            f"| {row['only_variant_right']} / {row['only_baseline_right']} | {ps} |"
+        )
+    return "\n".join(lines)
+
+
+def report(summary: pd.DataFrame, comparisons: pd.DataFrame, params: object) -> str:
+    """The markdown report of the study: results, paired comparisons, and how to read them."""
+    train = params.train
+    return f"""# Results
+
+Generated by the `compare` stage from `metrics/eval/*.json` and `plots/predictions/*.csv`
+({len(params.seeds)} seeds per variant: {", ".join(map(str, params.seeds))}; {train.epochs} epochs,
+SGD lr {train.lr}, batch {train.batch_size}; {params.data.train_count} training and
+{params.data.test_count} test images).
+
+## Test accuracy and loss per variant
+
+{results_table(summary)}
+
+The 95% CI is a t-interval over seeds: it covers run-to-run variation (initialisation,
+batch order, dropout). The original study's numbers are single runs with no error bar; its
+"Leaky ReLU" run used CoordConv and `nn.LeakyReLU(True)`, i.e. negative slope 1 (linear), so
+it is listed beside `stn-coordconv-leakyrelu` only for reference.
+
+## Each variant against the baseline ({params.compare.baseline})
+
+{comparisons_table(comparisons)}
+
+How to read this: the accuracy difference is paired by seed (same seed, same test images);
+its CI is a t-interval over the seed-paired differences. McNemar's exact test counts the test
+images on which exactly one of the two models is right; a small p-value in every seed says the
+two models disagree more one way than chance would allow on this test set. A difference whose
+CI straddles 0 and whose McNemar p-values are large is not distinguishable from noise here.
+
+## Why these metrics
+
+- Accuracy / error rate: the quantity the field reports on MNIST; with 10000 test images one
+  binomial standard error at 99% accuracy is about 0.1 pp (10 images), so differences of
+  that size between single runs say nothing.
+- Average NLL: uses the predicted probabilities, so it separates models with equal accuracy
+  but different confidence, and it moves before accuracy does.
+- Per-class accuracy and the confusion matrix (per run, in `metrics/eval` and
+  `plots/predictions`): show whether a variant trades errors between digits (e.g. 4/9, 7/2)
+  rather than removing them.
+- Mean ± sd over seeds and paired tests: the only way to tell a real difference from
+  run-to-run and test-set noise.
+"""

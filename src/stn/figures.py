@@ -1,0 +1,90 @@
+"""Pictures: what the STN does to its input, confusion matrices, variant comparisons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+from stn.atomic import write_with  # noqa: E402
+from stn.model import STNClassifier  # noqa: E402
+from stn.normalization import denormalize, normalize  # noqa: E402
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    plt.close(fig)
+
+
+@torch.inference_mode()
+def stn_figure(model: STNClassifier, images: np.ndarray, title: str) -> plt.Figure:
+    """A batch of test inputs beside the STN's output, shown in pixel space (MNIST mean/std)."""
+    model.eval()
+    device = next(model.parameters()).device
+    x = normalize(images).to(device)
+    warped = model.transform(x)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+    for ax, batch, name in zip(axes, (x, warped), ("input", "transformed"), strict=False):
+        grid = make_grid(denormalize(batch).cpu(), nrow=int(np.ceil(np.sqrt(len(batch)))), padding=2)
+        ax.imshow(grid.permute(1, 2, 0).numpy())
+        ax.set_title(name)
+        ax.axis("off")
+    if model.stn is None:
+        title += " (no spatial transformer: output = input)"
+    fig.suptitle(title)
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ConfusionMatrixDisplay(matrix, display_labels=range(10)).plot(ax=ax, colorbar=False, values_format="d")
+    ax.set_title(title)
+    return fig
+
+
+def accuracy_figure(runs: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
+    """Test accuracy of every run (dots) and each variant's mean with its 95% t-interval."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    order = list(summary.index)
+    for i, variant in enumerate(order):
+        acc = 100 * runs.loc[runs["variant"] == variant, "accuracy"]
+        ax.scatter(np.full(len(acc), i), acc, color="grey", zorder=2, s=18)
+        row = summary.loc[variant]
+        ax.errorbar(
+            i,
+            100 * row["accuracy_mean"],
+            yerr=[
+                [100 * (row["accuracy_mean"] - row["ci95_low"])],
+                [100 * (row["ci95_high"] - row["accuracy_mean"])],
+            ],
+            fmt="o",
+            color="C0",
+            capsize=6,
+            zorder=3,
+        )
+    ax.set_xticks(range(len(order)), order, rotation=20)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Test accuracy per run (grey) and mean with 95% CI over seeds (blue)")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def curves_figure(history: pd.DataFrame) -> plt.Figure:
+    """Mean training loss and accuracy per epoch for each variant (averaged over seeds)."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4))
+    mean = history.groupby(["variant", "epoch"], sort=False)[["loss", "accuracy"]].mean().reset_index()
+    for variant, rows in mean.groupby("variant", sort=False):
+        ax_loss.plot(rows["epoch"], rows["loss"], label=variant)
+        ax_acc.plot(rows["epoch"], 100 * rows["accuracy"], label=variant)
+    ax_loss.set(xlabel="epoch", ylabel="training NLL", yscale="log", title="Training loss")
+    ax_acc.set(xlabel="epoch", ylabel="training accuracy (%)", title="Training accuracy")
+    ax_acc.legend()
+    return fig

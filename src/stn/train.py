@@ -1,0 +1,189 @@
+"""The training loop: whole dataset as one tensor, shuffled by index, checkpointed per epoch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stn.atomic import write_with
+from stn.errors import DivergenceError
+from stn.model import STNClassifier, build_model
+from stn.normalization import normalize
+from stn.params import TrainParams
+from stn.variant import VariantSpec
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    loss: float  # mean training NLL over the epoch
+    accuracy: float  # training accuracy over the epoch (dropout on)
+    seconds: float
+
+
+def log_progress(message: str) -> None:
+    """Print at once, even when stdout is a pipe (as under dvc repro)."""
+    print(message, flush=True)
+
+
+def select_device(preference: str) -> torch.device:
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but CUDA is not available")
+    if preference in ("cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on one batch; returns (mean loss, number correct), both detached."""
+    optimizer.zero_grad(set_to_none=True)
+    output = model(x)
+    loss = F.nll_loss(output, y)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), (output.detach().argmax(1) == y).sum()
+
+
+def run_fingerprint(spec: VariantSpec, params: TrainParams, seed: int, n_train: int) -> str:
+    """Identifies what a checkpoint belongs to, so a stale one is never resumed."""
+    blob = json.dumps(
+        {"spec": spec.model_dump(), "train": params.model_dump(), "seed": seed, "n": n_train},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Trainer:
+    """Trains one variant with one seed; resumable from its per-epoch checkpoint."""
+
+    def __init__(
+        self,
+        spec: VariantSpec,
+        params: TrainParams,
+        seed: int,
+        images: np.ndarray,
+        labels: np.ndarray,
+        run_name: str = "run",
+        checkpoint: Path | None = None,
+        log: Callable[[str], None] = log_progress,
+    ) -> None:
+        self.spec, self.params, self.seed, self.run_name = spec, params, seed, run_name
+        self.checkpoint, self.log = checkpoint, log
+        self.device = select_device(params.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(params.threads)
+        torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
+        torch.manual_seed(seed)
+        self.model: STNClassifier = build_model(spec).to(self.device)
+        self.memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        # The whole normalised dataset stays resident (on the GPU when there is one).
+        self.x = normalize(images).to(self.device).contiguous(memory_format=self.memory_format)
+        self.y = torch.as_tensor(labels, dtype=torch.long).to(self.device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=params.lr, momentum=params.momentum)
+        self.order = torch.Generator().manual_seed(seed)  # batch order, separate from dropout
+        self.fingerprint = run_fingerprint(spec, params, seed, len(self.y))
+        self.history: list[EpochStats] = []
+
+    # -- checkpoints -------------------------------------------------------------
+    def _state(self) -> dict:
+        state = {
+            "fingerprint": self.fingerprint,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "order_rng": self.order.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": [asdict(h) for h in self.history],
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state()
+        return state
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoint is not None:
+            write_with(self.checkpoint, lambda tmp: torch.save(self._state(), tmp))
+
+    def resume(self) -> bool:
+        """Load the checkpoint if it belongs to this run; returns whether it did."""
+        if self.checkpoint is None or not self.checkpoint.is_file():
+            return False
+        try:
+            state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        except Exception as exc:  # a damaged checkpoint only costs the epochs it held
+            self.log(f"{self.run_name}: ignoring unreadable checkpoint {self.checkpoint}: {exc}")
+            return False
+        if state.get("fingerprint") != self.fingerprint:
+            self.log(f"{self.run_name}: checkpoint {self.checkpoint} is from other params; starting over")
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.order.set_state(state["order_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        self.history = [EpochStats(**h) for h in state["history"]]
+        self.log(f"{self.run_name}: resuming after epoch {len(self.history)} from {self.checkpoint}")
+        return True
+
+    def discard_checkpoint(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.unlink(missing_ok=True)
+
+    # -- training ----------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> EpochStats:
+        self.model.train()
+        start = time.perf_counter()
+        n, bs = len(self.y), self.params.batch_size
+        perm = torch.randperm(n, generator=self.order).to(self.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        for step, i in enumerate(range(0, n, bs)):
+            idx = perm[i : i + bs]
+            loss, hits = train_step(self.model, self.optimizer, self.x[idx], self.y[idx])
+            value = loss.item()
+            if not math.isfinite(value):
+                raise DivergenceError(
+                    f"{self.run_name}: training diverged: loss is {value} at epoch {epoch}, "
+                    f"step {step + 1}; lower train.lr or check the variant's params"
+                )
+            loss_sum += loss * len(idx)
+            correct += hits
+        return EpochStats(
+            epoch=epoch,
+            loss=float(loss_sum) / n,
+            accuracy=int(correct) / n,
+            seconds=time.perf_counter() - start,
+        )
+
+    def fit(self) -> list[EpochStats]:
+        """Train the remaining epochs, checkpointing after each; returns the full history."""
+        self.resume()
+        for epoch in range(len(self.history) + 1, self.params.epochs + 1):
+            stats = self.train_epoch(epoch)
+            self.history.append(stats)
+            self.save_checkpoint()
+            self.log(
+                f"{self.run_name} epoch {epoch}/{self.params.epochs} loss {stats.loss:.4f} "
+                f"acc {100 * stats.accuracy:.2f}% {stats.seconds:.1f}s "
+                f"({len(self.y) / stats.seconds:.0f} img/s)"
+            )
+        return self.history
+
+
+def save_history(history: list[EpochStats], path: Path) -> None:
+    """Per-epoch training curves as CSV (epoch, loss, accuracy, seconds) for dvc plots."""
+    frame = pd.DataFrame([asdict(h) for h in history])
+    write_with(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))

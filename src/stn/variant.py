@@ -1,0 +1,26 @@
+"""The variant spec: what one model of the study is made of.
+
+One spec drives one model builder (`stn.model.build_model`), so new variants are
+new values here, not new code paths in the stages.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class VariantSpec(BaseModel):
+    """Architecture of one variant; every field has the tutorial's value as default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stn: bool = Field(True, description="put a spatial transformer in front of the classifier")
+    layer: Literal["conv", "coordconv"] = Field("conv", description="conv layers of the localization net")
+    activation: Literal["relu", "leakyrelu"] = Field("relu", description="activation of the localization net")
+    negative_slope: float = Field(
+        0.01, gt=0.0, lt=1.0, description="Leaky ReLU slope; 1 would make it linear"
+    )
+    coord_radius: bool = Field(False, description="CoordConv also adds a radius channel")
+    align_corners: bool = Field(False, description="affine_grid/grid_sample convention")
