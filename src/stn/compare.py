@@ -127,14 +127,16 @@ def _pct(x: float, digits: int = 2) -> str:
 def results_table(summary: pd.DataFrame) -> str:
     """The markdown results table (also copied into the README)."""
     lines = [
-        "| variant | seeds | test accuracy % (mean ± sd) | 95% CI of mean | test NLL (mean ± sd) | original study (1 run) |",
+        "| variant | seeds | test accuracy % (mean ± sd) | 95% CI of mean | test NLL (mean ± sd) "
+        "| original study (1 run) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for variant, row in summary.iterrows():
         original = ORIGINAL_STUDY.get(variant)
         orig = f"{100 * original[0]:.2f}% / {original[1]:.4f}" if original else "—"
         lines.append(
-            f"| {variant} | {row['n_seeds']} | {_pct(row['accuracy_mean'])} ± {_pct(row['accuracy_std'])} "
+            f"| {variant} | {int(row['n_seeds'])} "
+            f"| {_pct(row['accuracy_mean'])} ± {_pct(row['accuracy_std'])} "
             f"| {_pct(row['ci95_low'])} – {_pct(row['ci95_high'])} "
             f"| {row['loss_mean']:.4f} ± {row['loss_std']:.4f} | {orig} |"
         )
@@ -143,7 +145,8 @@ def results_table(summary: pd.DataFrame) -> str:
 
 def comparisons_table(comparisons: pd.DataFrame) -> str:
     lines = [
-        "| variant − baseline | accuracy diff (pp, mean over seeds) | 95% CI | paired t p | images only variant right / only baseline right | McNemar p per seed |",
+        "| variant − baseline | accuracy diff (pp, mean over seeds) | 95% CI | paired t p "
+        "| images only variant right / only baseline right | McNemar p per seed |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for _, row in comparisons.iterrows():

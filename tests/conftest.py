@@ -1,0 +1,99 @@
+"""Shared fixtures: tiny MNIST mirrors made from the offline copy (or synthetic digits)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from stn.idx import read_idx_gz, write_idx_gz
+
+ROOT = Path(__file__).resolve().parents[1]
+OFFLINE_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+N_TRAIN, N_TEST = 384, 128
+
+
+def _tiny_arrays() -> dict[str, np.ndarray]:
+    if (OFFLINE_MNIST / "t10k-labels-idx1-ubyte.gz").is_file():
+        out = {}
+        for stem, n in (("train", N_TRAIN), ("t10k", N_TEST)):
+            out[f"{stem}-images-idx3-ubyte.gz"] = read_idx_gz(OFFLINE_MNIST / f"{stem}-images-idx3-ubyte.gz")[
+                :n
+            ]
+            out[f"{stem}-labels-idx1-ubyte.gz"] = read_idx_gz(OFFLINE_MNIST / f"{stem}-labels-idx1-ubyte.gz")[
+                :n
+            ]
+        return out
+    rng = np.random.default_rng(0)  # no offline copy: random images, still MNIST-shaped
+    return {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (N_TRAIN, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte.gz": rng.integers(0, 10, N_TRAIN, dtype=np.uint8),
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (N_TEST, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, N_TEST, dtype=np.uint8),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the four MNIST .gz files with N_TRAIN / N_TEST examples."""
+    folder = tmp_path_factory.mktemp("mirror")
+    for name, array in _tiny_arrays().items():
+        write_idx_gz(folder / name, array)
+    return folder
+
+
+@pytest.fixture
+def mirror_copy(tiny_mirror: Path, tmp_path: Path) -> Path:
+    """A writable copy of the tiny mirror, for tests that damage a file."""
+    folder = tmp_path / "mirror"
+    shutil.copytree(tiny_mirror, folder)
+    return folder
+
+
+def tiny_params(epochs: int = 1, variants: tuple[str, ...] = ("cnn", "stn-conv"), seeds=(0,)) -> dict:
+    """The project's params.yaml, cut down to tiny data and a short run."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"] = {"train_count": N_TRAIN, "test_count": N_TEST}
+    params["train"]["epochs"] = epochs
+    params["seeds"] = list(seeds)
+    params["variants"] = {k: v for k, v in params["variants"].items() if k in variants}
+    params["evaluate"]["stn_images"] = 8
+    return params
+
+
+def make_project(dest: Path, params: dict) -> Path:
+    """A git + DVC repo holding this project's pipeline and code, with `params`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in ("dvc.yaml", "stages", "src"):
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(src, dest / item)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (dest / ".gitignore").write_text("/data/\n/checkpoints/\n")
+    run = lambda *cmd: subprocess.run(cmd, cwd=dest, check=True, capture_output=True)  # noqa: E731
+    run("git", "init", "-q")
+    run("git", "config", "user.email", "test@example.com")
+    run("git", "config", "user.name", "test")
+    run(sys.executable, "-m", "dvc", "init", "-q")
+    run(sys.executable, "-m", "dvc", "config", "core.analytics", "false")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "init")
+    return dest
+
+
+def dvc(
+    project: Path, *args: str, env: dict | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result

@@ -1,0 +1,123 @@
+"""Metrics from predictions, statistics across runs, atomic writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stn.atomic import write_json, write_text
+from stn.compare import load_runs, mcnemar_exact, paired_comparisons, summarize_variants, t_interval
+from stn.evaluate import confusion, predict, predictions_table, save_predictions, summarize
+from stn.layout import RunPaths
+from stn.model import build_model
+from stn.variant import VariantSpec
+
+
+def _table(actual: list[int], predicted: list[int]) -> pd.DataFrame:
+    log_probs = np.full((len(actual), 10), np.log(0.05), dtype=np.float32)
+    log_probs[np.arange(len(actual)), predicted] = np.log(0.55)
+    return predictions_table(log_probs, np.array(actual))
+
+
+def test_summarize_known_predictions() -> None:
+    table = _table([0, 0, 1, 1, 2], [0, 1, 1, 1, 0])
+    metrics = summarize(table)
+    assert metrics["accuracy"] == pytest.approx(0.6) and metrics["n_correct"] == 3 and metrics["n"] == 5
+    assert metrics["error_rate"] == pytest.approx(0.4)
+    assert metrics["per_class_accuracy"]["0"] == 0.5 and metrics["per_class_accuracy"]["1"] == 1.0
+    assert metrics["per_class_accuracy"]["2"] == 0.0 and metrics["per_class_accuracy"]["9"] == 0.0
+    # mean NLL: right answers cost -log 0.55, wrong ones -log 0.05
+    assert metrics["loss"] == pytest.approx((3 * -np.log(0.55) + 2 * -np.log(0.05)) / 5, rel=1e-6)
+    low, high = metrics["accuracy_ci95"]
+    assert low < 0.6 < high
+    matrix = confusion(table)
+    assert matrix.shape == (10, 10) and matrix.sum() == 5 and matrix[0, 1] == 1 and matrix[2, 0] == 1
+
+
+def test_predict_matches_model_output() -> None:
+    torch.manual_seed(0)
+    model = build_model(VariantSpec())
+    images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    log_probs = predict(model, images, batch_size=3)
+    assert log_probs.shape == (7, 10) and not model.training
+    np.testing.assert_allclose(np.exp(log_probs).sum(1), 1, rtol=1e-5)
+
+
+def test_t_interval_and_mcnemar() -> None:
+    low, high = t_interval(np.array([0.99, 0.991, 0.992]))
+    assert low < 0.991 < high and high - low == pytest.approx(2 * 4.302653 * 0.001 / np.sqrt(3), rel=1e-5)
+    assert np.isnan(t_interval(np.array([0.5]))[0])
+    a = np.array([True] * 10 + [False] * 0 + [True] * 5)
+    b = np.array([False] * 10 + [True] * 5)
+    only_a, only_b, p = mcnemar_exact(a, b)
+    assert (only_a, only_b) == (10, 0) and p == pytest.approx(2 * 0.5**10)
+    assert mcnemar_exact(a, a)[2] == 1.0
+
+
+def _fake_run(root: Path, variant: str, seed: int, correct: np.ndarray) -> None:
+    paths = RunPaths(variant, seed, root)
+    actual = np.zeros(len(correct), dtype=int)
+    predicted = np.where(correct, 0, 1)
+    table = pd.DataFrame({"actual": actual, "predicted": predicted, "nll": np.where(correct, 0.1, 2.0)})
+    save_predictions(table, paths.predictions)
+    write_json(paths.metrics, summarize(table))
+
+
+def test_paired_comparison_over_seeds(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for seed in (0, 1, 2):
+        base = rng.random(1000) < 0.9
+        better = base | (rng.random(1000) < 0.5)  # fixes about half of the baseline's errors
+        _fake_run(tmp_path, "base", seed, base)
+        _fake_run(tmp_path, "better", seed, better)
+    runs = load_runs(["base", "better"], [0, 1, 2], tmp_path)
+    summary = summarize_variants(runs)
+    assert list(summary.index) == ["base", "better"] and (summary["n_seeds"] == 3).all()
+    assert summary.loc["better", "accuracy_mean"] > summary.loc["base", "accuracy_mean"]
+    comparison = paired_comparisons(runs, "base", [0, 1, 2], tmp_path).iloc[0]
+    assert comparison["variant"] == "better" and comparison["diff_ci95_low"] > 0
+    assert comparison["only_baseline_right"] == 0 and comparison["only_variant_right"] > 100
+    assert all(p < 1e-10 for p in comparison["mcnemar_p_per_seed"])
+
+
+def test_missing_run_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="stn-conv-s4.json: missing"):
+        load_runs(["stn-conv"], [4], tmp_path)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "m.json"
+    write_json(target, {"accuracy": 0.9})
+
+    def crash(self, data, *args, **kwargs):
+        Path(self).open("w").write(data[:5])  # half of the new content, then the crash
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_text(target, json.dumps({"accuracy": 0.1}))
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"accuracy": 0.9}
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+
+
+def test_readme_results_are_the_generated_ones() -> None:
+    """The README's results tables are copied verbatim from the committed report."""
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from update_readme import BEGIN, END, results_block
+
+    report = ROOT / "reports" / "results.md"
+    readme = (ROOT / "README.md").read_text()
+    if not report.is_file():
+        pytest.skip("no study results committed yet")
+    inside = readme[readme.index(BEGIN) + len(BEGIN) : readme.index(END)]
+    assert inside.strip() == results_block(report.read_text()).strip()

@@ -1,0 +1,104 @@
+"""CoordConv and the model builder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT
+from torch import nn
+
+from stn.coordconv import AddCoords, CoordConv2d
+from stn.model import build_model, load_model, save_model
+from stn.variant import VariantSpec
+
+VARIANTS = yaml.safe_load((ROOT / "params.yaml").read_text())["variants"]
+
+
+def test_addcoords_values() -> None:
+    x = torch.zeros(2, 1, 3, 5)
+    out = AddCoords()(x)
+    assert out.shape == (2, 3, 3, 5)
+    xs, ys = out[0, 1], out[0, 2]
+    torch.testing.assert_close(xs[0], torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]))  # x varies along width
+    torch.testing.assert_close(ys[:, 0], torch.tensor([-1.0, 0.0, 1.0]))  # y varies along height
+    assert torch.equal(xs[0], xs[2]) and torch.equal(ys[:, 0], ys[:, 4])
+
+
+def test_addcoords_radius_centred_at_zero() -> None:
+    out = AddCoords(with_radius=True)(torch.zeros(1, 1, 5, 5))
+    radius = out[0, 3]
+    assert radius[2, 2] == 0  # image centre
+    torch.testing.assert_close(radius[0, 0], torch.tensor(2.0).sqrt())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_addcoords_keeps_dtype(dtype: torch.dtype) -> None:
+    out = AddCoords(with_radius=True)(torch.zeros(1, 2, 4, 4, dtype=dtype))
+    assert out.dtype == dtype
+
+
+def test_addcoords_follows_device() -> None:
+    # "meta" stands in for any non-CPU device: nothing may be created on the CPU.
+    out = AddCoords()(torch.zeros(1, 1, 4, 4, device="meta"))
+    assert out.device.type == "meta" and out.shape == (1, 3, 4, 4)
+    if torch.cuda.is_available():
+        assert AddCoords()(torch.zeros(1, 1, 4, 4, device="cuda")).is_cuda
+
+
+def test_coordconv_has_no_unused_parameters() -> None:
+    layer = CoordConv2d(1, 8, 7)
+    names = [n for n, _ in layer.named_parameters()]
+    assert names == ["conv.weight", "conv.bias"]
+    assert layer.conv.weight.shape == (8, 3, 7, 7)
+    out = layer(torch.randn(2, 1, 28, 28))
+    out.sum().backward()
+    assert all(p.grad is not None for p in layer.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_builds_and_classifies(name: str) -> None:
+    model = build_model(VariantSpec(**VARIANTS[name]))
+    out = model(torch.randn(5, 1, 28, 28))
+    assert out.shape == (5, 10)
+    torch.testing.assert_close(out.exp().sum(1), torch.ones(5))  # log-probabilities
+    assert model.transform(torch.randn(5, 1, 28, 28)).shape == (5, 1, 28, 28)
+
+
+def test_parameter_counts() -> None:
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(build_model(VariantSpec(stn=False))) == 21840
+    assert count(build_model(VariantSpec())) == 21840 + 400 + 2010 + 2912 + 198  # 27360, as the tutorial
+    # CoordConv adds two input channels to each localization conv: 8*2*49 + 10*2*25 weights.
+    assert count(build_model(VariantSpec(layer="coordconv"))) == count(build_model(VariantSpec())) + 784 + 500
+
+
+@pytest.mark.parametrize("spec", [VariantSpec(), VariantSpec(layer="coordconv", activation="leakyrelu")])
+def test_identity_initialised_stn_returns_input(spec: VariantSpec) -> None:
+    model = build_model(spec).eval()
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(model.transform(x), x, atol=1e-5, rtol=0)
+    expected = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(4, 2, 3)
+    torch.testing.assert_close(model.stn.theta(x), expected)
+
+
+def test_leaky_relu_has_real_slope() -> None:
+    model = build_model(VariantSpec(activation="leakyrelu", negative_slope=0.01))
+    acts = [m for m in model.modules() if isinstance(m, nn.LeakyReLU)]
+    assert len(acts) == 3 and all(a.negative_slope == 0.01 for a in acts)
+    assert not any(isinstance(m, nn.ReLU) for m in model.stn.modules())
+
+
+def test_cnn_has_no_stn() -> None:
+    model = build_model(VariantSpec(stn=False))
+    x = torch.randn(2, 1, 28, 28)
+    assert model.stn is None and torch.equal(model.transform(x), x)
+
+
+def test_save_and_load(tmp_path) -> None:
+    model = build_model(VariantSpec(layer="coordconv"))
+    save_model(model, tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.spec == model.spec
+    x = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(loaded.eval()(x), model.eval()(x))

@@ -1,0 +1,184 @@
+"""The real pipeline: `dvc repro` in a temporary git repo on tiny data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import N_TEST, ROOT, dvc, make_project, tiny_params
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _env(mirror: Path) -> dict:
+    return {**os.environ, "MNIST_MIRROR": str(mirror)}
+
+
+def _ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", tiny_params())
+    env = _env(tiny_mirror)
+    first = dvc(project, "repro", env=env)
+    assert _ran(first.stdout) == {
+        "download",
+        "train@cnn-0",
+        "train@stn-conv-0",
+        "evaluate@cnn-0",
+        "evaluate@stn-conv-0",
+        "compare",
+    }
+    for run in ("cnn-s0", "stn-conv-s0"):
+        metrics = json.loads((project / "metrics" / "eval" / f"{run}.json").read_text())
+        assert 0 <= metrics["accuracy"] <= 1 and metrics["n"] == N_TEST
+        assert metrics["error_rate"] == pytest.approx(1 - metrics["accuracy"])
+        assert metrics["loss"] > 0 and len(metrics["per_class_accuracy"]) == 10
+        predictions = pd.read_csv(project / "plots" / "predictions" / f"{run}.csv")
+        assert list(predictions.columns) == ["actual", "predicted", "nll"] and len(predictions) == N_TEST
+        assert (predictions["actual"] == predictions["predicted"]).sum() == metrics["n_correct"]
+        history = pd.read_csv(project / "plots" / "train" / f"{run}.csv")
+        assert list(history["epoch"]) == [1] and {"loss", "accuracy"} <= set(history.columns)
+        for image in ("stn.png", "cm.png"):
+            assert (project / "plots" / "images" / run / image).read_bytes().startswith(PNG)
+        assert (project / "models" / f"{run}.pt").stat().st_size > 50_000
+    summary = json.loads((project / "metrics" / "summary.json").read_text())
+    assert set(summary) == {"cnn", "stn-conv"}
+    assert "| stn-conv |" in (project / "reports" / "results.md").read_text()
+    assert (project / "plots" / "compare" / "accuracy.png").read_bytes().startswith(PNG)
+    assert not list((project / "checkpoints").glob("*.pt"))  # removed once a run completes
+
+    shown = json.loads(dvc(project, "metrics", "show", "--json").stdout)
+    files = next(iter(shown.values()))["data"]
+    assert {"metrics/eval/cnn-s0.json", "metrics/eval/stn-conv-s0.json", "metrics/summary.json"} <= set(files)
+    dvc(project, "plots", "show", "-o", str(tmp_path / "plots-html"))
+    assert (tmp_path / "plots-html" / "index.html").is_file()
+    assert dvc(project, "status").stdout.strip().startswith("Data and pipelines are up to date")
+
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "commit", "-qm", "study"], cwd=project, check=True)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["variants"]["stn-conv"]["layer"] = "coordconv"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = dvc(project, "status").stdout
+    assert "train@stn-conv-0" in status and "cnn" not in status
+    second = dvc(project, "repro", env=env)
+    assert _ran(second.stdout) == {"train@stn-conv-0", "evaluate@stn-conv-0", "compare"}
+    diff = dvc(project, "metrics", "diff", "--json").stdout
+    assert "metrics/eval/stn-conv-s0.json" in diff and "cnn-s0" not in diff
+
+
+def _start_repro(project: Path, env: dict, *targets: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", *targets],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_stage_resumes_to_the_same_metrics(tiny_mirror: Path, tmp_path: Path, sig) -> None:
+    params = tiny_params(epochs=30, variants=("stn-conv",))
+    env = _env(tiny_mirror)
+    reference = make_project(tmp_path / "uninterrupted", params)
+    dvc(reference, "repro", env=env)
+
+    project = make_project(tmp_path / "interrupted", params)
+    dvc(project, "repro", "download", env=env)
+    checkpoint = project / "checkpoints" / "stn-conv-s0.pt"
+    process = _start_repro(project, env)
+    _wait_for(checkpoint, process)
+    os.killpg(process.pid, sig)  # as a terminal's Ctrl-C or a scheduler's kill would
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode != 0, output
+    assert checkpoint.is_file()
+    assert not (project / "metrics" / "eval" / "stn-conv-s0.json").exists()
+
+    resumed = dvc(project, "repro", env=env)
+    assert "resuming after epoch" in resumed.stdout
+    assert not checkpoint.exists()
+    for name in ("metrics/eval/stn-conv-s0.json", "plots/predictions/stn-conv-s0.csv"):
+        assert (project / name).read_text() == (reference / name).read_text()
+
+
+def test_second_concurrent_repro_is_refused(tiny_mirror: Path, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", tiny_params(epochs=30, variants=("stn-conv",)))
+    env = _env(tiny_mirror)
+    dvc(project, "repro", "download", env=env)
+    first = _start_repro(project, env)
+    _wait_for(project / "checkpoints" / "stn-conv-s0.pt", first)
+    second = dvc(project, "repro", env=env, check=False)
+    assert second.returncode != 0
+    message = second.stderr + second.stdout
+    # DVC's lock message: the repo lock, or (while a stage runs) the rwlock on its paths.
+    assert "Unable to acquire lock" in message or ("is busy" in message and "rwlock" in message), message
+    output = first.communicate(timeout=300)[0]
+    assert first.returncode == 0, output
+    assert json.loads((project / "metrics" / "eval" / "stn-conv-s0.json").read_text())["n"] == N_TEST
+
+
+def test_bad_params_rejected_before_anything_runs(tiny_mirror: Path, tmp_path: Path) -> None:
+    params = tiny_params()
+    params["variants"]["stn-conv"]["layer"] = "conv3d"
+    project = make_project(tmp_path / "p", params)
+    result = dvc(project, "repro", env=_env(tiny_mirror), check=False)
+    assert result.returncode != 0
+    assert "variants.stn-conv.layer: Input should be 'conv' or 'coordconv'" in result.stderr + result.stdout
+    assert not (project / "data" / "mnist").exists() and not (project / "models").exists()
+
+
+def test_divergence_fails_the_stage_without_metrics(tiny_mirror: Path, tmp_path: Path) -> None:
+    params = tiny_params(variants=("stn-conv",))
+    params["train"]["lr"] = 1.0e12
+    project = make_project(tmp_path / "p", params)
+    result = dvc(project, "repro", env=_env(tiny_mirror), check=False)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "error: stn-conv-s0: training diverged: loss is" in out and "at epoch 1" in out
+    assert "Traceback" not in out
+    assert not (project / "metrics" / "eval").exists() and not (project / "models").exists()
+
+
+def test_side_by_side_repro_equals_plain_repro(tiny_mirror: Path, tmp_path: Path) -> None:
+    """scripts/repro_side_by_side.py leaves the pipeline up to date with the same metrics."""
+    params = tiny_params(variants=("cnn", "stn-conv"), seeds=(0,))
+    env = _env(tiny_mirror)
+    plain = make_project(tmp_path / "plain", params)
+    dvc(plain, "repro", env=env)
+    side = make_project(tmp_path / "side", params)
+    shutil.copytree(ROOT / "scripts", side / "scripts")
+    result = subprocess.run(
+        [sys.executable, "scripts/repro_side_by_side.py", "--workers", "2"],
+        cwd=side,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 training stages to run on 2 workers" in result.stdout
+    assert dvc(side, "status").stdout.strip().startswith("Data and pipelines are up to date")
+    for run in ("cnn-s0", "stn-conv-s0"):
+        name = f"metrics/eval/{run}.json"
+        assert (side / name).read_text() == (plain / name).read_text()

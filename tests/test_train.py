@@ -1,0 +1,135 @@
+"""The training loop: equivalence with the tutorial's loop, determinism, resume, divergence."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import N_TRAIN
+
+from stn.data import load_split, prepare_mnist
+from stn.errors import DivergenceError
+from stn.model import build_model
+from stn.normalization import normalize
+from stn.params import TrainParams
+from stn.reference import reference_step, tutorial_dataset, write_torchvision_root
+from stn.train import Trainer, train_step
+from stn.variant import VariantSpec
+
+SPEC = VariantSpec()
+QUIET = lambda message: None  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def train_data(tiny_mirror: Path, tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:
+    out = tmp_path_factory.mktemp("data") / "mnist"
+    prepare_mnist(out, {"train": N_TRAIN, "test": 128}, str(tiny_mirror))
+    return load_split(out, "train")
+
+
+def test_fast_batch_equals_tutorial_batch(train_data, tmp_path: Path) -> None:
+    images, labels = train_data
+    dataset = tutorial_dataset(write_torchvision_root(tmp_path, train_data))
+    idx = [5, 0, 17, 3]
+    tutorial = torch.stack([dataset[i][0] for i in idx])
+    assert torch.equal(normalize(images[idx]), tutorial)
+    assert [dataset[i][1] for i in idx] == labels[idx].tolist()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fast_step_equals_reference_step(train_data, channels_last: bool) -> None:
+    """Same weights, same batch, same dropout state: same loss and same updated weights."""
+    images, labels = train_data
+    torch.manual_seed(0)
+    fast = build_model(SPEC)
+    ref = copy.deepcopy(fast)
+    if channels_last:
+        fast = fast.to(memory_format=torch.channels_last)
+    opt_fast = torch.optim.SGD(fast.parameters(), lr=0.01)
+    opt_ref = torch.optim.SGD(ref.parameters(), lr=0.01)
+    x, y = normalize(images[:64]), torch.as_tensor(labels[:64], dtype=torch.long)
+    for step in range(3):
+        torch.manual_seed(100 + step)
+        loss_fast, _ = train_step(
+            fast, opt_fast, x.contiguous(memory_format=torch.channels_last) if channels_last else x, y
+        )
+        torch.manual_seed(100 + step)
+        loss_ref = reference_step(ref, opt_ref, x, y)
+        assert loss_fast.item() == pytest.approx(loss_ref, rel=1e-5, abs=1e-6)
+    for p_fast, p_ref in zip(fast.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p_fast, p_ref, rtol=1e-3, atol=1e-4)  # reduction order differs
+
+
+def _fit(train_data, checkpoint: Path | None = None, **overrides) -> Trainer:
+    params = TrainParams(**{"epochs": 2, **overrides})
+    trainer = Trainer(SPEC, params, 3, *train_data, checkpoint=checkpoint, log=QUIET)
+    trainer.fit()
+    return trainer
+
+
+def _weights(trainer: Trainer) -> list[torch.Tensor]:
+    return [t.clone() for t in trainer.model.state_dict().values()]
+
+
+def test_same_seed_same_bits(train_data) -> None:
+    a, b = _fit(train_data), _fit(train_data)
+    assert [(h.loss, h.accuracy) for h in a.history] == [(h.loss, h.accuracy) for h in b.history]
+    assert all(torch.equal(x, y) for x, y in zip(_weights(a), _weights(b), strict=True))
+
+
+def test_other_seed_other_result(train_data) -> None:
+    a = _fit(train_data)
+    b = Trainer(SPEC, TrainParams(epochs=2), 4, *train_data, log=QUIET)
+    b.fit()
+    assert a.history[-1].loss != b.history[-1].loss
+
+
+def test_interrupted_run_resumes_to_the_same_result(train_data, tmp_path: Path) -> None:
+    uninterrupted = _fit(train_data, epochs=3)
+    checkpoint = tmp_path / "ck" / "run.pt"
+    first = Trainer(SPEC, TrainParams(epochs=3), 3, *train_data, checkpoint=checkpoint, log=QUIET)
+    real_epoch = first.train_epoch
+
+    def interrupted_epoch(epoch: int):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return real_epoch(epoch)
+
+    first.train_epoch = interrupted_epoch
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    assert checkpoint.is_file() and len(first.history) == 2
+    logs: list[str] = []
+    second = Trainer(SPEC, TrainParams(epochs=3), 3, *train_data, checkpoint=checkpoint, log=logs.append)
+    second.fit()
+    assert any("resuming after epoch 2" in line for line in logs)
+    assert [h.loss for h in second.history] == [h.loss for h in uninterrupted.history]
+    assert all(torch.equal(x, y) for x, y in zip(_weights(second), _weights(uninterrupted), strict=True))
+
+
+def test_stale_checkpoint_is_not_resumed(train_data, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "run.pt"
+    _fit(train_data, checkpoint=checkpoint, epochs=1, lr=0.05)
+    logs: list[str] = []
+    trainer = Trainer(SPEC, TrainParams(epochs=1), 3, *train_data, checkpoint=checkpoint, log=logs.append)
+    trainer.fit()
+    assert any("from other params; starting over" in line for line in logs)
+
+
+def test_damaged_checkpoint_starts_over(train_data, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "run.pt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    logs: list[str] = []
+    Trainer(SPEC, TrainParams(epochs=1), 3, *train_data, checkpoint=checkpoint, log=logs.append).fit()
+    assert any("ignoring unreadable checkpoint" in line for line in logs)
+
+
+def test_divergence_stops_with_a_clear_message(train_data, tmp_path: Path) -> None:
+    trainer = Trainer(SPEC, TrainParams(epochs=3, lr=1e12), 3, *train_data, run_name="stn-conv-s3", log=QUIET)
+    with pytest.raises(
+        DivergenceError, match=r"stn-conv-s3: training diverged: loss is (nan|inf) at epoch 1, step \d+"
+    ):
+        trainer.fit()
