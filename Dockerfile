@@ -4,10 +4,13 @@
 # Offline machines: add -e MNIST_MIRROR=/app/<folder with the four MNIST .gz files>.
 FROM python:3.11.10-slim-bookworm
 
+# PYTHONPATH: the mounted project's own src/ wins over the installed copy, so the code DVC
+# tracks as stage deps is the code that runs.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
-    MPLBACKEND=Agg
+    MPLBACKEND=Agg \
+    PYTHONPATH=/app/src
 
 # git: DVC keeps its pipeline state beside a git repository (the mounted project).
 RUN apt-get update \

@@ -1,20 +1,25 @@
 """Run the pipeline's pending training stages side by side, then `dvc repro` the rest.
 
-    python scripts/repro_side_by_side.py --workers 2
+    python scripts/repro_side_by_side.py [--workers N]
 
 `dvc repro` runs one stage at a time and locks the checkout, so one training run with
-one thread leaves the second core idle. This script trains the pending `train@...`
-stages in N temporary git worktrees at once (each a plain `dvc repro TARGETS`), copies
-their outputs back, records their dvc.lock entries (written by DVC in the worktree, with
-the same deps, params and outs hashes as here), and finishes with `dvc repro` here,
-which then finds those stages up to date and runs evaluate and compare. The result is
-the same as one `dvc repro` (train.threads is part of the params, so runs are identical).
+one thread leaves the other cores idle. This script trains the pending `train@...`
+stages in N temporary git worktrees at once (each a plain `dvc repro TARGETS` over a copy
+of this checkout's pipeline, params and code), copies their outputs back, records their
+dvc.lock entries (written by DVC in the worktree, with the same deps, params and outs
+hashes as here), and finishes with `dvc repro` here, which finds those stages up to date
+and runs evaluate and compare. The result equals one plain `dvc repro`: train.threads is
+a param, so every run computes exactly what it would compute alone.
+
+Checkpoints live in this checkout's checkpoints/ folder, so an interrupted run resumes,
+whether the next attempt is this script or a plain `dvc repro`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +28,10 @@ from pathlib import Path
 
 import yaml
 
+from stn.atomic import write_text
+
 DVC = [sys.executable, "-m", "dvc"]
+PIPELINE = ("dvc.yaml", "params.yaml", "src", "stages", "data", "dvc.lock")
 
 
 def sh(cmd: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
@@ -35,61 +43,77 @@ def pending_training(root: Path) -> list[str]:
     return [name for name in status if name.startswith("train@")]
 
 
-def stage_outs(root: Path, stage: str) -> list[str]:
-    lock = yaml.safe_load((root / "dvc.lock").read_text())
-    return [out["path"] for out in lock["stages"][stage].get("outs", [])]
+def make_worktree(root: Path, tree: Path) -> None:
+    """A worktree holding this checkout's pipeline as it is now (committed or not)."""
+    sh(["git", "worktree", "add", "-q", "--detach", str(tree), "HEAD"], root)
+    for name in PIPELINE:
+        src, dst = root / name, tree / name
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif src.exists():
+            shutil.copy2(src, dst)
+    (root / "checkpoints").mkdir(exist_ok=True)
+    (tree / "checkpoints").symlink_to(root / "checkpoints")
+
+
+def collect(root: Path, tree: Path, stages: list[str], lock: dict) -> list[str]:
+    """Copy back the outputs and lock entries of the stages the worker finished."""
+    worker_stages = yaml.safe_load((tree / "dvc.lock").read_text())["stages"]
+    done = []
+    for stage in stages:
+        entry = worker_stages.get(stage)
+        if entry is None or lock["stages"].get(stage) == entry:
+            continue  # not run (failed or interrupted) or unchanged
+        outs = [out["path"] for out in entry.get("outs", [])]
+        if not all((tree / out).exists() for out in outs):
+            continue
+        for out in outs:
+            (root / out).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(tree / out, root / out)
+        lock["stages"][stage] = entry
+        done.append(stage)
+    return done
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     root = Path(sh(["git", "rev-parse", "--show-toplevel"], Path.cwd(), capture_output=True).stdout.strip())
-    dirty = sh(
-        ["git", "status", "--porcelain", "--", "dvc.yaml", "params.yaml", "src", "stages"],
-        root,
-        capture_output=True,
-    ).stdout
-    if dirty.strip():
-        sys.exit(f"error: commit these first, the worktrees check out HEAD:\n{dirty}")
 
     sh([*DVC, "repro", "download"], root)
     stages = pending_training(root)
-    print(f"{len(stages)} training stages to run on {args.workers} workers: {', '.join(stages)}", flush=True)
-    groups = [stages[i :: args.workers] for i in range(args.workers)]
-    groups = [g for g in groups if g]
+    groups = [g for g in (stages[i :: args.workers] for i in range(args.workers)) if g]
+    print(f"{len(stages)} training stages to run on {len(groups)} workers", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="stn-side-by-side-"))
     workers = []
     try:
         for k, group in enumerate(groups):
             tree = tmp / f"w{k}"
-            sh(["git", "worktree", "add", "-q", "--detach", str(tree), "HEAD"], root)
-            shutil.copy(root / "dvc.lock", tree / "dvc.lock")
-            shutil.copytree(root / "data", tree / "data", dirs_exist_ok=True)
+            make_worktree(root, tree)
+            env = {**os.environ, "PYTHONPATH": str(tree / "src")}  # the worktree's code, not ours
             log = open(tmp / f"w{k}.log", "w")  # noqa: SIM115
             print(f"worker {k}: {' '.join(group)} (log {log.name})", flush=True)
-            workers.append(
-                (
-                    tree,
-                    group,
-                    subprocess.Popen([*DVC, "repro", *group], cwd=tree, stdout=log, stderr=subprocess.STDOUT),
-                )
+            proc = subprocess.Popen(
+                [*DVC, "repro", *group], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        failed = [tree for tree, _, proc in workers if proc.wait() != 0]
-        if failed:
-            sys.exit(f"error: training failed in {failed}; see the logs in {tmp}")
-        lock = yaml.safe_load((root / "dvc.lock").read_text())
-        for tree, group, _ in workers:
-            worker_lock = yaml.safe_load((tree / "dvc.lock").read_text())
-            for stage in group:
-                lock["stages"][stage] = worker_lock["stages"][stage]
-                for out in stage_outs(tree, stage):
-                    (root / out).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(tree / out, root / out)
-        (root / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+            workers.append((tree, group, proc))
+        codes = [proc.wait() for _, _, proc in workers]
     finally:
+        for _, _, proc in workers:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+        lock = yaml.safe_load((root / "dvc.lock").read_text())
+        done = [stage for tree, group, _ in workers for stage in collect(root, tree, group, lock)]
+        write_text(root / "dvc.lock", yaml.safe_dump(lock, sort_keys=False))
+        print(f"collected {len(done)} finished training stages", flush=True)
         for tree, _, _ in workers:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root)
+    if any(codes):
+        sys.exit(f"error: a worker failed; its log is in {tmp}")
     sh([*DVC, "repro"], root)
 
 

@@ -9,9 +9,11 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
 def results_block(report: str) -> str:
-    """The report's two tables, as they appear in the README."""
+    """The report's data note and its two tables, as they appear in the README."""
+    note = re.search(r"^Data: .*?(?=\n\n)", report, flags=re.M | re.S)
     tables = re.findall(r"(?:^\|.*\|\n)+", report, flags=re.M)
-    return "\n".join(t.strip() + "\n" for t in tables[:2])
+    parts = ([note.group(0)] if note else []) + [t.strip() for t in tables[:2]]
+    return "\n\n".join(parts) + "\n"
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """Stage compare: summary over seeds, paired comparisons, report and figures."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,10 +13,11 @@ from stn.compare import (
     report,
     results_table,
     summarize_variants,
+    summary_json,
 )
 from stn.entry import run_main
 from stn.figures import accuracy_figure, curves_figure, save_figure
-from stn.layout import RunPaths
+from stn.layout import PROVENANCE, RunPaths
 from stn.params import load_params
 
 
@@ -25,9 +27,10 @@ def main() -> None:
     runs = load_runs(variants, seeds)
     summary = summarize_variants(runs)
     comparisons = paired_comparisons(runs, params.compare.baseline, seeds)
-    write_json("metrics/summary.json", summary.round(6).to_dict(orient="index"))
+    write_json("metrics/summary.json", summary_json(summary))
     write_with("metrics/summary.csv", lambda tmp: summary.to_csv(tmp, index_label="variant"))
-    write_text("reports/results.md", report(summary, comparisons, params))
+    provenance = json.loads(PROVENANCE.read_text())
+    write_text("reports/results.md", report(summary, comparisons, params, provenance))
     history = pd.concat(
         [pd.read_csv(RunPaths(v, s).history).assign(variant=v, seed=s) for v in variants for s in seeds]
     )

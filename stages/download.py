@@ -2,9 +2,10 @@
 
 import os
 
+from stn.atomic import write_json
 from stn.data import MIRROR_ENV, prepare_mnist
 from stn.entry import run_main
-from stn.layout import DATA_DIR
+from stn.layout import DATA_DIR, PROVENANCE
 from stn.params import load_params
 
 
@@ -13,7 +14,8 @@ def main() -> None:
     counts = {"train": params.data.train_count, "test": params.data.test_count}
     mirror = os.environ.get(MIRROR_ENV) or None
     print(f"download: MNIST from {mirror or 'the public mirrors'} -> {DATA_DIR}")
-    prepare_mnist(DATA_DIR, counts, mirror)
+    provenance = prepare_mnist(DATA_DIR, counts, mirror)
+    write_json(PROVENANCE, provenance)
 
 
 if __name__ == "__main__":

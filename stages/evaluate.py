@@ -2,6 +2,8 @@
 
 import sys
 
+import torch
+
 from stn.atomic import write_json
 from stn.data import load_split
 from stn.entry import run_main
@@ -15,6 +17,7 @@ from stn.params import load_params
 def main() -> None:
     variant, seed = sys.argv[1], int(sys.argv[2])
     params = load_params()
+    torch.set_num_threads(params.train.threads)  # the same reduction order on every machine
     paths = RunPaths(variant, seed)
     model = load_model(paths.model)
     images, labels = load_split(DATA_DIR, "test")

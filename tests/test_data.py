@@ -162,3 +162,11 @@ def test_stage_reports_error_without_traceback(mirror_copy: Path, tmp_path: Path
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "train-labels-idx1-ubyte.gz" in result.stderr
     assert not (tmp_path / "data" / "mnist").exists()
+
+
+def test_provenance_names_source_and_hashes(tiny_mirror: Path, tmp_path: Path) -> None:
+    provenance = prepare_mnist(tmp_path / "mnist", COUNTS, str(tiny_mirror))
+    assert provenance["source"] == str(tiny_mirror) and provenance["offline_copy"] is False
+    entry = provenance["files"]["t10k-labels-idx1-ubyte.gz"]
+    raw = gzip.decompress((tiny_mirror / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    assert entry == {"items": N_TEST, "sha256_decompressed": hashlib.sha256(raw).hexdigest()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,15 @@ import pytest
 import torch
 
 from stn.atomic import write_json, write_text
-from stn.compare import load_runs, mcnemar_exact, paired_comparisons, summarize_variants, t_interval
+from stn.compare import (
+    load_runs,
+    mcnemar_exact,
+    paired_comparisons,
+    summarize_variants,
+    summary_json,
+    t_interval,
+)
+from stn.errors import StnError
 from stn.evaluate import confusion, predict, predictions_table, save_predictions, summarize
 from stn.layout import RunPaths
 from stn.model import build_model
@@ -85,9 +94,22 @@ def test_paired_comparison_over_seeds(tmp_path: Path) -> None:
     assert all(p < 1e-10 for p in comparison["mcnemar_p_per_seed"])
 
 
+def test_summary_json_has_no_nan(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "solo", 0, np.array([True, False, True]))
+    summary = summary_json(summarize_variants(load_runs(["solo"], [0], tmp_path)))
+    assert summary["solo"]["accuracy_std"] is None and summary["solo"]["n_seeds"] == 1
+    json.dumps(summary, allow_nan=False)
+
+
 def test_missing_run_is_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="stn-conv-s4.json: missing"):
+    with pytest.raises(StnError, match="stn-conv-s4.json: missing"):
         load_runs(["stn-conv"], [4], tmp_path)
+
+
+def test_atomic_write_respects_umask(tmp_path: Path) -> None:
+    write_text(tmp_path / "r.txt", "x")
+    mode = (tmp_path / "r.txt").stat().st_mode & 0o777
+    assert mode & 0o044 or os.umask(os.umask(0)) & 0o044  # readable by others unless the umask forbids
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path, monkeypatch) -> None:

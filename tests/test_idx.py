@@ -44,6 +44,13 @@ def test_parse_errors(data: bytes, message: str) -> None:
     assert str(info.value).startswith("some-file:")
 
 
+def test_crafted_huge_dimensions() -> None:
+    """Dimensions whose product overflows 64 bits must not slip past the size check."""
+    data = b"\x00\x00\x08\x04" + (0x00010000).to_bytes(4, "big") * 4
+    with pytest.raises(DataError, match="truncated or has the wrong counts"):
+        parse_idx(data, "crafted")
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="file not found"):
         read_idx_gz(tmp_path / "nope.gz")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import N_TEST, ROOT, dvc, make_project, tiny_params
+from conftest import N_TEST, N_TRAIN, ROOT, dvc, make_project, tiny_params
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -54,7 +54,10 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
         assert (project / "models" / f"{run}.pt").stat().st_size > 50_000
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert set(summary) == {"cnn", "stn-conv"}
-    assert "| stn-conv |" in (project / "reports" / "results.md").read_text()
+    report = (project / "reports" / "results.md").read_text()
+    assert "| stn-conv |" in report and f"Data: MNIST from {tiny_mirror}" in report
+    provenance = json.loads((project / "reports" / "data-provenance.json").read_text())
+    assert provenance["files"]["train-images-idx3-ubyte.gz"]["items"] == N_TRAIN
     assert (project / "plots" / "compare" / "accuracy.png").read_bytes().startswith(PNG)
     assert not list((project / "checkpoints").glob("*.pt"))  # removed once a run completes
 

@@ -62,12 +62,12 @@ def _spec_and_params(args: argparse.Namespace) -> tuple[VariantSpec, TrainParams
     from pydantic import ValidationError
 
     try:
-        spec = VariantSpec(
-            stn=not args.no_stn,
-            layer=args.layer,
-            activation=args.function,
-            negative_slope=args.negative_slope,
-        )
+        stn_settings = {
+            "layer": args.layer,
+            "activation": args.function,
+            "negative_slope": args.negative_slope,
+        }
+        spec = VariantSpec(stn=False) if args.no_stn else VariantSpec(stn=True, **stn_settings)
         params = TrainParams(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, threads=args.threads)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

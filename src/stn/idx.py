@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     if len(data) < header_size:
         raise DataError(f"{name}: truncated IDX header ({len(data)} of {header_size} bytes)")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape, dtype=np.int64)) + header_size
+    expected = math.prod(shape) + header_size  # Python ints: no overflow on crafted headers
     if len(data) != expected:
         raise DataError(
             f"{name}: header declares shape {shape} ({expected} bytes) "

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATA_DIR = Path("data/mnist")
+PROVENANCE = Path("reports/data-provenance.json")  # where the data came from, with sha256s
 CHECKPOINT_DIR = Path("checkpoints")  # outside DVC outputs: survives a rerun, removed on success
 
 

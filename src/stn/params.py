@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -24,6 +25,16 @@ from stn.variant import VariantSpec
 VARIANT_NAME = r"^[a-z0-9][a-z0-9_-]*$"
 
 
+def _not_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+# A finite float; YAML's `true` is not 1.0 here.
+Number = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,8 +47,8 @@ class DataParams(_Strict):
 class TrainParams(_Strict):
     epochs: StrictInt = Field(50, gt=0)
     batch_size: StrictInt = Field(64, gt=0)
-    lr: float = Field(0.01, gt=0)
-    momentum: float = Field(0.0, ge=0, lt=1)
+    lr: Number = Field(0.01, gt=0)
+    momentum: Number = Field(0.0, ge=0, lt=1)
     # Results depend on the thread count (reduction order), so it is a tracked param.
     threads: StrictInt = Field(1, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"

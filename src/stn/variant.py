@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class VariantSpec(BaseModel):
@@ -24,3 +24,14 @@ class VariantSpec(BaseModel):
     )
     coord_radius: bool = Field(False, description="CoordConv also adds a radius channel")
     align_corners: bool = Field(False, description="affine_grid/grid_sample convention")
+
+    @model_validator(mode="after")
+    def _stn_settings_need_an_stn(self) -> VariantSpec:
+        stn_only = ("layer", "activation", "negative_slope", "coord_radius", "align_corners")
+        changed = [n for n in stn_only if getattr(self, n) != type(self).model_fields[n].default]
+        if not self.stn and changed:
+            raise ValueError(
+                f"{', '.join(stn_only)} configure the spatial transformer; "
+                "a variant with stn: false cannot set them"
+            )
+        return self
