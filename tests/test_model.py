@@ -77,7 +77,7 @@ def test_parameter_counts() -> None:
 def test_identity_initialised_stn_returns_input(spec: VariantSpec) -> None:
     model = build_model(spec).eval()
     x = torch.randn(4, 1, 28, 28)
-    torch.testing.assert_close(model.transform(x), x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.transform(x), x, atol=1e-5, rtol=1e-5)  # float32 bilinear weights
     expected = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(4, 2, 3)
     torch.testing.assert_close(model.stn.theta(x), expected)
 
