@@ -62,8 +62,8 @@ def same_function(root, images, labels, steps: int = 200, seed: int = 0) -> floa
     fast = copy.deepcopy(ref).to(memory_format=torch.channels_last)
     opt_ref = torch.optim.SGD(ref.parameters(), lr=0.01)
     opt_fast = torch.optim.SGD(fast.parameters(), lr=0.01)
-    loader = tutorial_loader(root, generator=torch.Generator().manual_seed(seed))
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    loader = tutorial_loader(root, order=order.tolist())
     x_all = normalize(images).contiguous(memory_format=torch.channels_last)
     y_all = torch.as_tensor(labels, dtype=torch.long)
     worst = 0.0

@@ -42,14 +42,15 @@ def tutorial_dataset(root: Path) -> datasets.MNIST:
 
 
 def tutorial_loader(
-    root: Path, batch_size: int = 64, num_workers: int = 4, generator: torch.Generator | None = None
+    root: Path, batch_size: int = 64, num_workers: int = 4, order: list[int] | None = None
 ) -> DataLoader:
+    """The tutorial's loader; `order` fixes the batch order (else shuffled as the tutorial does)."""
     return DataLoader(
         tutorial_dataset(root),
         batch_size=batch_size,
-        shuffle=True,
+        shuffle=order is None,
+        sampler=order,
         num_workers=num_workers,
-        generator=generator,
     )
 
 
