@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stn.atomic import write_with
-from stn.errors import DivergenceError
+from stn.errors import DivergenceError, ParamsError
 from stn.model import STNClassifier, build_model
 from stn.normalization import normalize
 from stn.params import TrainParams
@@ -39,7 +39,7 @@ def log_progress(message: str) -> None:
 
 def select_device(preference: str) -> torch.device:
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but CUDA is not available")
+        raise ParamsError("train.device is 'cuda' but CUDA is not available; use 'auto' or 'cpu'")
     if preference in ("cuda", "auto") and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
@@ -121,7 +121,8 @@ class Trainer:
         if self.checkpoint is None or not self.checkpoint.is_file():
             return False
         try:
-            state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+            # RNG states must stay CPU ByteTensors; load_state_dict moves weights to the device.
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
         except Exception as exc:  # a damaged checkpoint only costs the epochs it held
             self.log(f"{self.run_name}: ignoring unreadable checkpoint {self.checkpoint}: {exc}")
             return False
