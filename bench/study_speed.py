@@ -34,11 +34,17 @@ def reference_run(root, spec: VariantSpec, epochs: int, seed: int) -> None:
             reference_step(model, optimizer, x, y)
 
 
-def project_run(spec: VariantSpec, epochs: int, seed: int) -> float:
+def project_run(spec: VariantSpec, epochs: int, seed: int, threads: int = 1) -> float:
     images, labels = mnist_arrays("train")
     start = time.perf_counter()
-    Trainer(spec, TrainParams(epochs=epochs, threads=1), seed, images, labels, log=lambda m: None).fit()
+    Trainer(spec, TrainParams(epochs=epochs, threads=threads), seed, images, labels, log=lambda m: None).fit()
     return time.perf_counter() - start
+
+
+def longest_first(variants: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
+    """STN runs (CoordConv the slowest) before the plain CNN, so the last run is a short one."""
+    cost = lambda spec: (spec.stn, spec.layer == "coordconv")  # noqa: E731
+    return dict(sorted(variants.items(), key=lambda item: cost(item[1]), reverse=True))
 
 
 def main() -> None:
