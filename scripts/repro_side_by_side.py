@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -77,6 +78,18 @@ def collect(root: Path, tree: Path, stages: list[str], lock: dict) -> list[str]:
     return done
 
 
+def longest_first(stages: list[str], root: Path) -> list[str]:
+    """STN runs before plain-CNN runs (which take about half as long), so the short ones fill
+    the gaps at the end instead of leaving a core idle while one long run finishes."""
+    variants = yaml.safe_load((root / "params.yaml").read_text())["variants"]
+
+    def has_stn(stage: str) -> bool:
+        variant = stage.removeprefix("train@").rsplit("-", 1)[0]
+        return bool(variants.get(variant, {}).get("stn", True))
+
+    return sorted(stages, key=lambda stage: not has_stn(stage))  # stable: keeps dvc's order
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -84,36 +97,51 @@ def main() -> None:
     root = Path(sh(["git", "rev-parse", "--show-toplevel"], Path.cwd(), capture_output=True).stdout.strip())
 
     sh([*DVC, "repro", "download"], root)
-    stages = pending_training(root)
-    groups = [g for g in (stages[i :: args.workers] for i in range(args.workers)) if g]
-    print(f"{len(stages)} training stages to run on {len(groups)} workers", flush=True)
+    queue = longest_first(pending_training(root), root)
+    n_workers = max(1, min(args.workers, len(queue)))
+    print(f"{len(queue)} training stages to run on {n_workers} workers", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="stn-side-by-side-"))
-    workers = []
+    trees = [tmp / f"w{k}" for k in range(n_workers)] if queue else []
+    running: dict[int, tuple[str, subprocess.Popen]] = {}
+    started: dict[int, list[str]] = {k: [] for k in range(len(trees))}
+    failed = []
     try:
-        for k, group in enumerate(groups):
-            tree = tmp / f"w{k}"
+        for tree in trees:
             make_worktree(root, tree)
-            env = {**os.environ, "PYTHONPATH": str(tree / "src")}  # the worktree's code, not ours
-            log = open(tmp / f"w{k}.log", "w")  # noqa: SIM115
-            print(f"worker {k}: {' '.join(group)} (log {log.name})", flush=True)
-            proc = subprocess.Popen(
-                [*DVC, "repro", *group], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-            workers.append((tree, group, proc))
-        codes = [proc.wait() for _, _, proc in workers]
+        # Each worker takes the next stage from the queue as soon as it is free.
+        while queue or running:
+            for k, tree in enumerate(trees):
+                if k in running:
+                    stage, proc = running[k]
+                    if proc.poll() is None:
+                        continue
+                    del running[k]
+                    if proc.returncode:
+                        failed.append(stage)
+                        queue.clear()  # stop handing out work; finished stages are still kept
+                if queue and k not in running:
+                    stage = queue.pop(0)
+                    started[k].append(stage)
+                    env = {**os.environ, "PYTHONPATH": str(tree / "src")}  # the worktree's code
+                    log = open(tmp / f"w{k}.log", "a")  # noqa: SIM115
+                    print(f"worker {k}: {stage} (log {log.name})", flush=True)
+                    proc = subprocess.Popen(
+                        [*DVC, "repro", stage], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT
+                    )
+                    running[k] = (stage, proc)
+            time.sleep(0.5)
     finally:
-        for _, _, proc in workers:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait()
+        for _, proc in running.values():
+            proc.terminate()
+            proc.wait()
         lock = yaml.safe_load((root / "dvc.lock").read_text())
-        done = [stage for tree, group, _ in workers for stage in collect(root, tree, group, lock)]
+        done = [stage for k, tree in enumerate(trees) for stage in collect(root, tree, started[k], lock)]
         write_text(root / "dvc.lock", yaml.safe_dump(lock, sort_keys=False))
         print(f"collected {len(done)} finished training stages", flush=True)
-        for tree, _, _ in workers:
+        for tree in trees:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root)
-    if any(codes):
-        sys.exit(f"error: a worker failed; its log is in {tmp}")
+    if failed:
+        sys.exit(f"error: {', '.join(failed)} failed; the logs are in {tmp}")
     sh([*DVC, "repro"], root)
 
 

@@ -102,3 +102,34 @@ def test_save_and_load(tmp_path) -> None:
     assert loaded.spec == model.spec
     x = torch.randn(3, 1, 28, 28)
     torch.testing.assert_close(loaded.eval()(x), model.eval()(x))
+
+
+def test_save_is_byte_reproducible(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = build_model(VariantSpec())
+    save_model(model, tmp_path / "a.pt")
+    save_model(model, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+@pytest.mark.parametrize("with_radius", [False, True])
+@pytest.mark.parametrize("in_channels", [1, 8])
+def test_coordconv_equals_convolving_the_concatenation(with_radius: bool, in_channels: int) -> None:
+    # CoordConv2d convolves the coordinate planes once per batch; it must stay the same
+    # function as an ordinary conv over [input, coordinates], gradients included.
+    torch.manual_seed(0)
+    layer = CoordConv2d(in_channels, 6, 5, with_radius=with_radius, padding=2).double()
+    x = torch.randn(3, in_channels, 11, 9, dtype=torch.float64, requires_grad=True)
+    fast = layer(x)
+    slow = layer.conv(layer.add_coords(x))
+    torch.testing.assert_close(fast, slow)
+    grads_fast = torch.autograd.grad(fast.square().sum(), [x, *layer.parameters()])
+    grads_slow = torch.autograd.grad(slow.square().sum(), [x, *layer.parameters()])
+    for a, b in zip(grads_fast, grads_slow, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_coordconv_with_groups_falls_back_to_concatenation() -> None:
+    layer = CoordConv2d(1, 3, 3, groups=3)  # 1 + 2 coordinate channels = 3 groups of one
+    x = torch.randn(2, 1, 6, 6)
+    torch.testing.assert_close(layer(x), layer.conv(layer.add_coords(x)))

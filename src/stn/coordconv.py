@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -23,15 +24,19 @@ class AddCoords(nn.Module):
     def extra_channels(self) -> int:
         return 3 if self.with_radius else 2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, _, height, width = x.shape
-        xs = torch.linspace(-1.0, 1.0, width, device=x.device, dtype=x.dtype)
-        ys = torch.linspace(-1.0, 1.0, height, device=x.device, dtype=x.dtype)
+    def planes(self, like: torch.Tensor) -> torch.Tensor:
+        """The coordinate channels for inputs shaped like `like`: (1, extra_channels, H, W)."""
+        height, width = like.shape[-2:]
+        xs = torch.linspace(-1.0, 1.0, width, device=like.device, dtype=like.dtype)
+        ys = torch.linspace(-1.0, 1.0, height, device=like.device, dtype=like.dtype)
         yy, xx = torch.meshgrid(ys, xs, indexing="ij")
         coords = [xx, yy]
         if self.with_radius:
             coords.append(torch.sqrt(xx * xx + yy * yy))
-        grid = torch.stack(coords).unsqueeze(0).expand(batch, -1, -1, -1)
+        return torch.stack(coords).unsqueeze(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grid = self.planes(x).expand(x.shape[0], -1, -1, -1)
         return torch.cat([x, grid], dim=1)
 
     def extra_repr(self) -> str:
@@ -59,4 +64,14 @@ class CoordConv2d(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(self.add_coords(x))
+        conv = self.conv
+        if conv.groups != 1 or conv.padding_mode != "zeros":
+            return conv(self.add_coords(x))
+        # Convolution is linear in its input channels, and the coordinate channels are the
+        # same for every image: convolve them once per batch, not once per image. Same
+        # function as conv(cat([x, coords])), with the extra channels' work cut by the batch size.
+        c = x.shape[1]
+        kwargs = {"stride": conv.stride, "padding": conv.padding, "dilation": conv.dilation}
+        image_part = F.conv2d(x, conv.weight[:, :c], conv.bias, **kwargs)
+        coord_part = F.conv2d(self.add_coords.planes(x), conv.weight[:, c:], None, **kwargs)
+        return image_part + coord_part

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stn.allocator import reuse_freed_memory
 from stn.atomic import write_with
 from stn.errors import DivergenceError, ParamsError
 from stn.model import STNClassifier, build_model
@@ -83,6 +84,7 @@ class Trainer:
         self.spec, self.params, self.seed, self.run_name = spec, params, seed, run_name
         self.checkpoint, self.log = checkpoint, log
         self.device = select_device(params.device)
+        reuse_freed_memory()  # a step's activations are reused, not page-faulted in afresh
         if self.device.type == "cpu":
             torch.set_num_threads(params.threads)
         torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
