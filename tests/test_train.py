@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +9,14 @@ import pytest
 import torch
 from conftest import N_TRAIN
 
+from stn.coordconv import CoordConv2d
 from stn.data import load_split, prepare_mnist
 from stn.errors import DivergenceError
 from stn.model import build_model
 from stn.normalization import normalize
 from stn.params import TrainParams
-from stn.reference import reference_step, tutorial_dataset, write_torchvision_root
+from stn.reference import reference_step, tutorial_dataset, tutorial_model, write_torchvision_root
+from stn.single_input_conv import SingleInputConv2d
 from stn.train import Trainer, train_step
 from stn.variant import VariantSpec
 
@@ -39,13 +40,23 @@ def test_fast_batch_equals_tutorial_batch(train_data, tmp_path: Path) -> None:
     assert [dataset[i][1] for i in idx] == labels[idx].tolist()
 
 
+@pytest.mark.parametrize("layer", ["conv", "coordconv"])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_fast_step_equals_reference_step(train_data, channels_last: bool) -> None:
+def test_fast_step_equals_reference_step(train_data, channels_last: bool, layer: str) -> None:
     """Same weights, same batch, same dropout state: same loss and same updated weights."""
     images, labels = train_data
+    spec = VariantSpec(layer=layer)
     torch.manual_seed(0)
-    fast = build_model(SPEC)
-    ref = copy.deepcopy(fast)
+    fast = build_model(spec)
+    torch.manual_seed(0)
+    ref = tutorial_model(spec)  # the tutorial's stock layers: same weights, same RNG state after
+    rng_after_ref = torch.get_rng_state()
+    assert not any(isinstance(m, SingleInputConv2d | CoordConv2d) for m in ref.modules())
+    assert rng_after_ref.equal(_rng_after_build(spec))
+    for (k_fast, w_fast), (k_ref, w_ref) in zip(
+        fast.state_dict().items(), ref.state_dict().items(), strict=True
+    ):
+        assert k_fast == k_ref and torch.equal(w_fast, w_ref)
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     opt_fast = torch.optim.SGD(fast.parameters(), lr=0.01)
@@ -61,6 +72,12 @@ def test_fast_step_equals_reference_step(train_data, channels_last: bool) -> Non
         assert loss_fast.item() == pytest.approx(loss_ref, rel=1e-5, abs=1e-6)
     for p_fast, p_ref in zip(fast.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p_fast, p_ref, rtol=1e-3, atol=1e-4)  # reduction order differs
+
+
+def _rng_after_build(spec: VariantSpec) -> torch.Tensor:
+    torch.manual_seed(0)
+    build_model(spec)
+    return torch.get_rng_state()
 
 
 def _fit(train_data, checkpoint: Path | None = None, **overrides) -> Trainer:

@@ -1,7 +1,8 @@
 """The PyTorch STN tutorial's way of feeding and training, kept as the yardstick.
 
 torchvision.datasets.MNIST with ToTensor + Normalize through a DataLoader (batch 64,
-shuffle, 4 workers). Used by the speed benchmark and by the test that checks the fast
+shuffle, 4 workers), and the network built from stock layers as the tutorial and the
+original study wrote it. Used by the speed benchmarks and by the test that checks the fast
 path computes the same loss for the same batch and weights.
 """
 
@@ -16,8 +17,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
+from stn.coordconv import AddCoords, CoordConv2d
 from stn.idx import encode_idx
+from stn.model import STNClassifier, build_model
 from stn.normalization import MNIST_MEAN, MNIST_STD
+from stn.single_input_conv import SingleInputConv2d
+from stn.variant import VariantSpec
 
 TUTORIAL_TRANSFORM = transforms.Compose(
     [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
@@ -52,6 +57,41 @@ def tutorial_loader(
         sampler=order,
         num_workers=num_workers,
     )
+
+
+class ConcatCoordConv2d(nn.Module):
+    """CoordConv as the original study computed it: convolve [input, coordinates]."""
+
+    def __init__(self, layer: CoordConv2d) -> None:
+        super().__init__()
+        self.add_coords: AddCoords = layer.add_coords
+        self.conv: nn.Conv2d = layer.conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.add_coords(x))
+
+
+def _stock_conv(layer: SingleInputConv2d) -> nn.Conv2d:
+    conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size)
+    conv.load_state_dict(layer.state_dict())
+    return conv
+
+
+def tutorial_model(spec: VariantSpec) -> STNClassifier:
+    """build_model(spec) with the project's faster layers swapped for stock ones.
+
+    Same weights, same state_dict keys, same global RNG state afterwards as build_model(spec),
+    so a seed gives the same initial network and the same dropout masks in both.
+    """
+    model = build_model(spec)
+    with torch.random.fork_rng(devices=[]):  # building the stock conv must not draw from the RNG
+        for parent in list(model.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, SingleInputConv2d):
+                    setattr(parent, name, _stock_conv(child))
+                elif isinstance(child, CoordConv2d):
+                    setattr(parent, name, ConcatCoordConv2d(child))
+    return model
 
 
 def reference_step(
