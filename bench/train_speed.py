@@ -52,16 +52,29 @@ def fast_epoch(images, labels, threads: int, seed: int) -> float:
     return len(labels) / trainer.history[1].seconds
 
 
+def _update(before: list[torch.Tensor], model: torch.nn.Module) -> torch.Tensor:
+    """The step's change of every parameter, as one vector."""
+    after = model.parameters()
+    return torch.cat([(p.detach() - p0).flatten() for p0, p in zip(before, after, strict=True)])
+
+
+def speed_in_fresh_process(which: str) -> float:
+    """Images/s of one loop ("reference" or "fast-THREADS"), measured by a new Python process."""
+    cmd = [sys.executable, __file__, "--speed-of", which]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
 def same_function(
     root, images, labels, fast_model, memory_format, fast_threads: int, synced: bool, steps: int = 200
 ) -> tuple[float, float]:
     """The tutorial loop vs `fast_model` in the project's loop: same init, same batches, no dropout.
 
-    Returns the max |loss difference| over the first `steps` steps and, when synced, the max
-    relative difference of the weight updates (each parameter's max |update difference| over its
-    max |update|). synced=False: both run free, so float rounding differences compound step by
-    step. synced=True: `fast_model` is reset to the reference's weights before each step, which
-    compares the step function itself.
+    Returns the max |loss difference| over the first `steps` steps and, when synced, the largest
+    relative difference of a step's weight update, ||fast update - reference update|| over
+    ||reference update|| (all parameters as one vector). synced=False: both run free, so float
+    rounding differences compound step by step. synced=True: `fast_model` is reset to the
+    reference's weights before each step, which compares the step function itself.
     """
     torch.manual_seed(0)
     ref = tutorial_model(SPEC).eval()  # eval(): dropout off, nothing else changes in this model
@@ -88,11 +101,9 @@ def same_function(
         loss_ref = reference_step(ref, opt_ref, x, y)
         worst_loss = max(worst_loss, abs(loss_ref - loss_fast))
         if synced:
-            for p0, p_ref, p_fast in zip(before, ref.parameters(), fast.parameters(), strict=True):
-                update_ref, update_fast = p_ref.detach() - p0, p_fast.detach() - p0
-                scale = update_ref.abs().max().item()
-                if scale > 0:
-                    worst_update = max(worst_update, (update_fast - update_ref).abs().max().item() / scale)
+            update_ref, update_fast = _update(before, ref), _update(before, fast)
+            relative = ((update_fast - update_ref).norm() / update_ref.norm()).item()
+            worst_update = max(worst_update, relative)
     return worst_loss, worst_update
 
 
@@ -105,12 +116,18 @@ def target_2a(root, images, labels) -> None:
     )
     for label, make, memory_format, synced in checks:
         loss, update = same_function(root, images, labels, make(), memory_format, CPU_THREADS, synced)
-        extra = f", weight updates {update:.1e} relative" if synced else ""
+        extra = f", weight updates within {update:.1e} (relative norm)" if synced else ""
         print(f"target 2a: {label}: max |loss difference| over 200 steps {loss:.1e}{extra}", flush=True)
-    # For scale: the same drift between two runs of the tutorial's own loop whose only difference
-    # is the thread count (1 instead of 2), i.e. only the order of float additions.
-    loss, _ = same_function(root, images, labels, tutorial_model(SPEC), contiguous, 1, False)
-    print(f"for scale: tutorial loop with 1 thread vs 2 threads, free-running: {loss:.1e}", flush=True)
+    # For scale: the same comparisons between the tutorial's own loop with 1 thread and with 2,
+    # whose only difference is the order of float additions.
+    for synced, label in ((False, "free-running"), (True, "each step from the same weights")):
+        loss, update = same_function(root, images, labels, tutorial_model(SPEC), contiguous, 1, synced)
+        extra = f", weight updates within {update:.1e} (relative norm)" if synced else ""
+        print(
+            f"for scale: tutorial loop, 1 thread vs 2 threads, {label}: "
+            f"max |loss difference| {loss:.1e}{extra}",
+            flush=True,
+        )
 
 
 def evaluation_seconds(images: np.ndarray) -> float:
@@ -162,10 +179,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=3, help="turns of each loop for target 1")
+    parser.add_argument("--speed-of", help=argparse.SUPPRESS)  # one measurement, in a child process
     args = parser.parse_args()
-    print(f"machine: {machine()}", flush=True)
     images, labels = mnist_arrays("train")
     root = write_torchvision_root(scratch_dir(), (images, labels))
+    if args.speed_of:
+        if args.speed_of == "reference":
+            print(reference_epoch(root, seed=0))
+        else:
+            print(fast_epoch(images, labels, int(args.speed_of.split("-")[1]), seed=0))
+        return
+    print(f"machine: {machine()}", flush=True)
 
     if args.quality:
         test = mnist_arrays("test")
@@ -196,20 +220,20 @@ def main() -> None:
         )
         return
 
-    # Target 1. A shared VM's speed drifts by 10% and more from minute to minute, so the loops
-    # take turns, `rounds` times, and the ratio is taken of the medians.
+    # Target 1. Each measurement runs in a fresh process, so that nothing one loop sets up
+    # (threads, the malloc tuning the project's Trainer applies) carries over to the other. A
+    # shared VM's speed drifts by 10% and more from minute to minute, so the loops take turns,
+    # `rounds` times, and the ratio is taken of the medians.
     speeds: dict[str, list[float]] = {}
+    labels_of = {"reference": f"reference loop (DataLoader, 4 workers, {CPU_THREADS} threads)"}
+    for threads in sorted({1, CPU_THREADS}):
+        labels_of[f"fast-{threads}"] = f"project loop, {threads} thread(s)"
     for round_ in range(1, args.rounds + 1):
-        runs = {
-            f"reference loop (DataLoader, 4 workers, {CPU_THREADS} threads)": lambda: reference_epoch(root, 0)
-        }
-        for threads in sorted({1, CPU_THREADS}):
-            runs[f"project loop, {threads} thread(s)"] = lambda t=threads: fast_epoch(images, labels, t, 0)
-        for label, run in runs.items():
-            speeds.setdefault(label, []).append(run())
+        for which, label in labels_of.items():
+            speeds.setdefault(label, []).append(speed_in_fresh_process(which))
             print(f"round {round_}: {label}: {speeds[label][-1]:7.0f} images/s", flush=True)
     medians = {label: float(np.median(values)) for label, values in speeds.items()}
-    ref = next(iter(medians.values()))
+    ref = medians[labels_of["reference"]]
     for label, median in medians.items():
         print(f"median {label}: {median:7.0f} images/s = {median / ref:.2f}x reference", flush=True)
     target_2a(root, images, labels)
