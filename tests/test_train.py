@@ -57,21 +57,23 @@ def test_fast_step_equals_reference_step(train_data, channels_last: bool, layer:
         fast.state_dict().items(), ref.state_dict().items(), strict=True
     ):
         assert k_fast == k_ref and torch.equal(w_fast, w_ref)
-    if channels_last:
-        fast = fast.to(memory_format=torch.channels_last)
+    # Both in the same memory format: channels-last max pooling breaks exact ties (MNIST's flat
+    # background) at other positions than the contiguous kernel, for stock layers too, so across
+    # formats the gradients differ by more than rounding; what is compared here is our layers.
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    fast, ref = fast.to(memory_format=memory_format), ref.to(memory_format=memory_format)
     opt_fast = torch.optim.SGD(fast.parameters(), lr=0.01)
     opt_ref = torch.optim.SGD(ref.parameters(), lr=0.01)
-    x, y = normalize(images[:64]), torch.as_tensor(labels[:64], dtype=torch.long)
+    x = normalize(images[:64]).contiguous(memory_format=memory_format)
+    y = torch.as_tensor(labels[:64], dtype=torch.long)
     for step in range(3):
         torch.manual_seed(100 + step)
-        loss_fast, _ = train_step(
-            fast, opt_fast, x.contiguous(memory_format=torch.channels_last) if channels_last else x, y
-        )
+        loss_fast, _ = train_step(fast, opt_fast, x, y)
         torch.manual_seed(100 + step)
         loss_ref = reference_step(ref, opt_ref, x, y)
         assert loss_fast.item() == pytest.approx(loss_ref, rel=1e-5, abs=1e-6)
     for p_fast, p_ref in zip(fast.parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(p_fast, p_ref, rtol=1e-3, atol=1e-4)  # reduction order differs
+        torch.testing.assert_close(p_fast, p_ref, rtol=1e-4, atol=1e-6)  # float rounding only
 
 
 def _rng_after_build(spec: VariantSpec) -> torch.Tensor:
