@@ -102,7 +102,7 @@ def main() -> None:
     print(f"{len(queue)} training stages to run on {n_workers} workers", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="stn-side-by-side-"))
     trees = [tmp / f"w{k}" for k in range(n_workers)] if queue else []
-    running: dict[int, tuple[str, subprocess.Popen]] = {}
+    running: dict[int, tuple[str, subprocess.Popen, object]] = {}  # worker -> stage, process, log
     started: dict[int, list[str]] = {k: [] for k in range(len(trees))}
     failed = []
     try:
@@ -112,10 +112,11 @@ def main() -> None:
         while queue or running:
             for k, tree in enumerate(trees):
                 if k in running:
-                    stage, proc = running[k]
+                    stage, proc, log = running[k]
                     if proc.poll() is None:
                         continue
                     del running[k]
+                    log.close()
                     if proc.returncode:
                         failed.append(stage)
                         queue.clear()  # stop handing out work; finished stages are still kept
@@ -128,12 +129,13 @@ def main() -> None:
                     proc = subprocess.Popen(
                         [*DVC, "repro", stage], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT
                     )
-                    running[k] = (stage, proc)
+                    running[k] = (stage, proc, log)
             time.sleep(0.5)
     finally:
-        for _, proc in running.values():
+        for _, proc, log in running.values():
             proc.terminate()
             proc.wait()
+            log.close()
         lock = yaml.safe_load((root / "dvc.lock").read_text())
         done = [stage for k, tree in enumerate(trees) for stage in collect(root, tree, started[k], lock)]
         write_text(root / "dvc.lock", yaml.safe_dump(lock, sort_keys=False))
