@@ -1,0 +1,1 @@
+"""Analysis: test-set metrics, statistics across runs, reports and figures."""

@@ -1,0 +1,1 @@
+"""Distortions of a source dataset, one module each, named in the registry."""

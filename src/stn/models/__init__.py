@@ -1,0 +1,1 @@
+"""Models: localization nets, transform families, the classifier and the builder."""
