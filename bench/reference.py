@@ -17,15 +17,18 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from stn.coordconv import AddCoords, CoordConv2d
-from stn.idx import encode_idx
-from stn.model import STNClassifier, build_model
-from stn.normalization import MNIST_MEAN, MNIST_STD
-from stn.single_input_conv import SingleInputConv2d
+from stn.datasets.idx import encode_idx
+from stn.datasets.normalization import Normalization
+from stn.models.builder import STNClassifier, build_model
+from stn.models.coordconv import AddCoords, CoordConv2d
+from stn.models.single_input_conv import SingleInputConv2d
 from stn.variant import VariantSpec
 
+# The tutorial's normalisation constants (MNIST's training-set mean and std, rounded).
+TUTORIAL_MEAN, TUTORIAL_STD = 0.1307, 0.3081
+TUTORIAL_NORMALIZATION = Normalization(TUTORIAL_MEAN, TUTORIAL_STD)  # the same, as the project computes it
 TUTORIAL_TRANSFORM = transforms.Compose(
-    [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+    [transforms.ToTensor(), transforms.Normalize((TUTORIAL_MEAN,), (TUTORIAL_STD,))]
 )
 
 

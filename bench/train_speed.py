@@ -3,7 +3,8 @@
     python bench/train_speed.py            # targets 1, 2a, 4, 5 (a few minutes)
     python bench/train_speed.py --quality  # target 2b: test accuracy, 3 seeds x 20 epochs each
 
-Run from the project root; MNIST comes from data/mnist or MNIST_MIRROR.
+Run from the project root; MNIST comes from data/mnist (the pipeline's `mnist` dataset),
+prepared from data/raw/mnist or MNIST_MIRROR if missing.
 """
 
 from __future__ import annotations
@@ -15,14 +16,20 @@ import time
 
 import numpy as np
 import torch
-from common import machine, mnist_arrays, scratch_dir
+from common import machine, mnist_arrays, mnist_meta, scratch_dir
+from reference import (
+    TUTORIAL_NORMALIZATION,
+    reference_step,
+    tutorial_loader,
+    tutorial_model,
+    write_torchvision_root,
+)
 
-from stn.evaluate import predict
-from stn.model import build_model
-from stn.normalization import normalize
+from stn.analysis.evaluate import predict
+from stn.datasets.store import DatasetMeta
+from stn.models.builder import build_model
 from stn.params import TrainParams
-from stn.reference import reference_step, tutorial_loader, tutorial_model, write_torchvision_root
-from stn.train import Trainer, train_step
+from stn.training.loop import Trainer, train_step
 from stn.variant import VariantSpec
 
 SPEC = VariantSpec()  # stn-conv
@@ -45,9 +52,10 @@ def reference_epoch(root, seed: int, warmup_steps: int = 50) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def fast_epoch(images, labels, threads: int, seed: int) -> float:
+def fast_epoch(meta: DatasetMeta, images, labels, threads: int, seed: int) -> float:
     """Images/s of the project's loop over its second full epoch (the first is warm-up)."""
-    trainer = Trainer(SPEC, TrainParams(epochs=2, threads=threads), seed, images, labels, log=lambda m: None)
+    params = TrainParams(epochs=2, threads=threads)
+    trainer = Trainer(SPEC, params, seed, meta, images, labels, log=lambda m: None)
     trainer.fit()
     return len(labels) / trainer.history[1].seconds
 
@@ -84,7 +92,7 @@ def same_function(
     opt_fast = torch.optim.SGD(fast.parameters(), lr=0.01)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
     loader = tutorial_loader(root, order=order.tolist())
-    x_all = normalize(images).contiguous(memory_format=memory_format)
+    x_all = TUTORIAL_NORMALIZATION(images).contiguous(memory_format=memory_format)
     y_all = torch.as_tensor(labels, dtype=torch.long)
     worst_loss = worst_update = 0.0
     for step, (x, y) in enumerate(loader):
@@ -133,9 +141,9 @@ def target_2a(root, images, labels) -> None:
 def evaluation_seconds(images: np.ndarray) -> float:
     torch.set_num_threads(CPU_THREADS)
     model = build_model(SPEC)
-    predict(model, images[:1000])  # warm-up
+    predict(model, images[:1000], TUTORIAL_NORMALIZATION)  # warm-up
     start = time.perf_counter()
-    predict(model, images)
+    predict(model, images, TUTORIAL_NORMALIZATION)
     return time.perf_counter() - start
 
 
@@ -143,16 +151,19 @@ def peak_memory_mib() -> float:
     """Peak RSS of a separate process that trains stn-conv for one full epoch."""
     code = (
         "import sys; sys.path.insert(0, 'bench');"
-        "from common import mnist_arrays; from stn.train import Trainer; from stn.params import TrainParams;"
-        "from stn.variant import VariantSpec;"
-        "Trainer(VariantSpec(), TrainParams(epochs=1), 0, *mnist_arrays('train'), log=lambda m: None).fit();"
+        "from common import mnist_arrays, mnist_meta; from stn.training.loop import Trainer;"
+        "from stn.params import TrainParams; from stn.variant import VariantSpec;"
+        "Trainer(VariantSpec(), TrainParams(epochs=1), 0, mnist_meta(), *mnist_arrays('train'),"
+        " log=lambda m: None).fit();"
         "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     return int(out.split()[-1]) / 1024
 
 
-def test_accuracy_after(images, labels, test, epochs: int, seed: int, reference: bool, root) -> float:
+def test_accuracy_after(
+    meta: DatasetMeta, images, labels, test, epochs: int, seed: int, reference: bool, root
+) -> float:
     torch.manual_seed(seed)
     if reference:
         torch.set_num_threads(CPU_THREADS)
@@ -164,12 +175,11 @@ def test_accuracy_after(images, labels, test, epochs: int, seed: int, reference:
             for x, y in loader:
                 reference_step(model, optimizer, x, y)
     else:
-        trainer = Trainer(
-            SPEC, TrainParams(epochs=epochs, threads=CPU_THREADS), seed, images, labels, log=lambda m: None
-        )
+        params = TrainParams(epochs=epochs, threads=CPU_THREADS)
+        trainer = Trainer(SPEC, params, seed, meta, images, labels, log=lambda m: None)
         trainer.fit()
         model = trainer.model
-    log_probs = predict(model.cpu(), test[0])
+    log_probs = predict(model.cpu(), test[0], meta.normalization)
     return float((log_probs.argmax(1) == test[1]).mean())
 
 
@@ -181,13 +191,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="turns of each loop for target 1")
     parser.add_argument("--speed-of", help=argparse.SUPPRESS)  # one measurement, in a child process
     args = parser.parse_args()
+    meta = mnist_meta()
     images, labels = mnist_arrays("train")
     root = write_torchvision_root(scratch_dir(), (images, labels))
     if args.speed_of:
         if args.speed_of == "reference":
             print(reference_epoch(root, seed=0))
         else:
-            print(fast_epoch(images, labels, int(args.speed_of.split("-")[1]), seed=0))
+            print(fast_epoch(meta, images, labels, int(args.speed_of.split("-")[1]), seed=0))
         return
     print(f"machine: {machine()}", flush=True)
 
@@ -198,7 +209,9 @@ def main() -> None:
             for name in acc:
                 start = time.perf_counter()
                 acc[name].append(
-                    test_accuracy_after(images, labels, test, args.epochs, seed, name == "reference", root)
+                    test_accuracy_after(
+                        meta, images, labels, test, args.epochs, seed, name == "reference", root
+                    )
                 )
                 print(
                     f"seed {seed} {name:9s}: test accuracy {100 * acc[name][-1]:.2f}% "

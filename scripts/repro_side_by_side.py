@@ -32,7 +32,7 @@ import yaml
 from stn.atomic import write_text
 
 DVC = [sys.executable, "-m", "dvc"]
-PIPELINE = ("dvc.yaml", "params.yaml", "src", "stages", "data", "dvc.lock")
+PIPELINE = ("dvc.yaml", "params.yaml", ".dvcignore", "src", "stages", "data", "dvc.lock")
 
 
 def sh(cmd: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
@@ -41,7 +41,7 @@ def sh(cmd: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
 
 def pending_training(root: Path) -> list[str]:
     status = json.loads(sh([*DVC, "status", "--json"], root, capture_output=True).stdout or "{}")
-    return [name for name in status if name.startswith("train@")]
+    return [name for name in status if name.startswith("train-")]
 
 
 def make_worktree(root: Path, tree: Path) -> None:
@@ -78,16 +78,30 @@ def collect(root: Path, tree: Path, stages: list[str], lock: dict) -> list[str]:
     return done
 
 
+def save_finished(root: Path, tree: Path, stages: list[str]) -> list[str]:
+    """Copy finished stages' outputs and lock entries into this checkout's dvc.lock."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    done = collect(root, tree, stages, lock)
+    if done:
+        write_text(root / "dvc.lock", yaml.safe_dump(lock, sort_keys=False))
+        print(f"collected {', '.join(done)}", flush=True)
+    return done
+
+
 def longest_first(stages: list[str], root: Path) -> list[str]:
-    """STN runs before plain-CNN runs (which take about half as long), so the short ones fill
-    the gaps at the end instead of leaving a core idle while one long run finishes."""
-    variants = yaml.safe_load((root / "params.yaml").read_text())["variants"]
+    """STN runs first, then augmenting CNNs, plain CNNs last (about half as long), so the
+    short ones fill the gaps at the end instead of leaving a core idle while one long run
+    finishes. Stage names are train-STUDY@DATASET-VARIANT-SEED."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    variants = params["variants"]
 
-    def has_stn(stage: str) -> bool:
-        variant = stage.removeprefix("train@").rsplit("-", 1)[0]
-        return bool(variants.get(variant, {}).get("stn", True))
+    def rank(stage: str) -> int:
+        run = stage.split("@", 1)[1]
+        dataset = next((d for d in params["datasets"] if run.startswith(d + "-")), "")
+        spec = variants.get(run.removeprefix(dataset + "-").rsplit("-", 1)[0], {})
+        return 0 if spec.get("stn", True) else 1 if spec.get("augment") else 2
 
-    return sorted(stages, key=lambda stage: not has_stn(stage))  # stable: keeps dvc's order
+    return sorted(stages, key=rank)  # stable: keeps dvc's order within a rank
 
 
 def main() -> None:
@@ -96,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(sh(["git", "rev-parse", "--show-toplevel"], Path.cwd(), capture_output=True).stdout.strip())
 
-    sh([*DVC, "repro", "download"], root)
+    sh([*DVC, "repro", "download", "prepare"], root)
     queue = longest_first(pending_training(root), root)
     n_workers = max(1, min(args.workers, len(queue)))
     print(f"{len(queue)} training stages to run on {n_workers} workers", flush=True)
@@ -120,6 +134,8 @@ def main() -> None:
                     if proc.returncode:
                         failed.append(stage)
                         queue.clear()  # stop handing out work; finished stages are still kept
+                    else:  # bring it home now: an interrupted study keeps every finished run
+                        save_finished(root, tree, [stage])
                 if queue and k not in running:
                     stage = queue.pop(0)
                     started[k].append(stage)
@@ -136,10 +152,8 @@ def main() -> None:
             proc.terminate()
             proc.wait()
             log.close()
-        lock = yaml.safe_load((root / "dvc.lock").read_text())
-        done = [stage for k, tree in enumerate(trees) for stage in collect(root, tree, started[k], lock)]
-        write_text(root / "dvc.lock", yaml.safe_dump(lock, sort_keys=False))
-        print(f"collected {len(done)} finished training stages", flush=True)
+        done = [stage for k, tree in enumerate(trees) for stage in save_finished(root, tree, started[k])]
+        print(f"collected {len(done)} more finished training stages", flush=True)
         for tree in trees:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root)
     if failed:

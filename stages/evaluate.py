@@ -1,32 +1,49 @@
-"""Stage evaluate@VARIANT-SEED: test-set metrics, predictions, stn.png and cm.png."""
+"""Stage evaluate@DATASET-VARIANT-SEED: test-set metrics, predictions, pictures, rotation curve."""
 
 import sys
 
 import torch
 
-from stn.atomic import write_json
-from stn.data import load_split
+from stn.analysis.evaluate import (
+    confusion,
+    predict,
+    predictions_table,
+    rotation_curve,
+    save_predictions,
+    summarize,
+)
+from stn.analysis.figures import confusion_figure, save_figure, stn_figure
+from stn.atomic import write_json, write_with
+from stn.datasets.store import load_arrays, read_meta
 from stn.entry import run_main
-from stn.evaluate import confusion, predict, predictions_table, save_predictions, summarize
-from stn.figures import confusion_figure, save_figure, stn_figure
-from stn.layout import DATA_DIR, RunPaths
-from stn.model import load_model
+from stn.layout import RAW_MNIST, RunPaths, dataset_dir
+from stn.models.builder import load_model
 from stn.params import load_params
 
 
 def main() -> None:
-    variant, seed = sys.argv[1], int(sys.argv[2])
+    dataset, variant, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     params = load_params()
+    settings = params.evaluate
     torch.set_num_threads(params.train.threads)  # the same reduction order on every machine
-    paths = RunPaths(variant, seed)
+    paths = RunPaths(dataset, variant, seed)
+    meta = read_meta(dataset_dir(dataset))
     model = load_model(paths.model)
-    images, labels = load_split(DATA_DIR, "test")
-    predictions = predictions_table(predict(model, images, params.evaluate.batch_size), labels)
+    images, labels = load_arrays(dataset_dir(dataset), "test")
+    log_probs = predict(model, images, meta.normalization, settings.batch_size)
+    predictions = predictions_table(log_probs, labels)
     metrics = summarize(predictions)
     save_predictions(predictions, paths.predictions)
     write_json(paths.metrics, metrics)
+    if dataset in settings.rotation_curve.datasets:
+        upright, upright_labels = load_arrays(RAW_MNIST, "test")
+        curve = rotation_curve(
+            model, upright, upright_labels, meta.normalization, settings.rotation_curve.step, settings.batch_size
+        )
+        write_with(paths.rotation, lambda tmp: curve.to_csv(tmp, index=False, float_format="%.6g"))
     title = f"{paths.name}: test accuracy {100 * metrics['accuracy']:.2f}%"
-    save_figure(stn_figure(model, images[: params.evaluate.stn_images], title), paths.images / "stn.png")
+    shown = images[: settings.stn_images]
+    save_figure(stn_figure(model, shown, meta.normalization, title), paths.images / "stn.png")
     save_figure(confusion_figure(confusion(predictions), title), paths.images / "cm.png")
     print(f"{paths.name}: accuracy {100 * metrics['accuracy']:.2f}%, loss {metrics['loss']:.4f}")
 

@@ -1,23 +1,34 @@
-"""Stage train@VARIANT-SEED: train one variant with one seed, resumable per epoch."""
+"""Stage train@DATASET-VARIANT-SEED: one run, resumable per epoch."""
 
 import sys
 
-from stn.data import load_split
+from stn.datasets.store import load_arrays
 from stn.entry import run_main
-from stn.layout import DATA_DIR, RunPaths
-from stn.model import save_model
+from stn.layout import RAW_MNIST, RunPaths, dataset_dir
+from stn.models.builder import save_model
 from stn.params import load_params
-from stn.train import Trainer, save_history
+from stn.training.loop import Trainer, save_history
+from stn.training.runs import epoch_images_for, load_training_data
 
 
 def main() -> None:
-    variant, seed = sys.argv[1], int(sys.argv[2])
+    dataset, variant, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     params = load_params()
     spec = params.variant(variant)
-    paths = RunPaths(variant, seed)
-    images, labels = load_split(DATA_DIR, "train")
+    paths = RunPaths(dataset, variant, seed)
+    meta, images, labels = load_training_data(dataset_dir(dataset))
+    redraw = epoch_images_for(spec, params.dataset(dataset), RAW_MNIST, meta, seed)
     trainer = Trainer(
-        spec, params.train, seed, images, labels, run_name=paths.name, checkpoint=paths.checkpoint
+        spec,
+        params.train_for(dataset),
+        seed,
+        meta,
+        images,
+        labels,
+        run_name=paths.name,
+        checkpoint=paths.checkpoint,
+        epoch_images=redraw,
+        validation=load_arrays(dataset_dir(dataset), "val"),
     )
     history = trainer.fit()
     save_model(trainer.model, paths.model)

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from stn.idx import read_idx_gz, write_idx_gz
+from stn.datasets.idx import read_idx_gz, write_idx_gz
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 OFFLINE_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 N_TRAIN, N_TEST = 384, 128
 
@@ -55,21 +56,42 @@ def mirror_copy(tiny_mirror: Path, tmp_path: Path) -> Path:
     return folder
 
 
-def tiny_params(epochs: int = 1, variants: tuple[str, ...] = ("cnn", "stn-conv"), seeds=(0,)) -> dict:
-    """The project's params.yaml, cut down to tiny data and a short run."""
+def tiny_params(
+    epochs: int = 1,
+    variants: tuple[str, ...] = ("cnn", "stn-conv"),
+    seeds=(0,),
+    distorted: tuple[str, ...] = ("rot",),
+    distorted_variants: tuple[str, ...] = ("cnn",),
+) -> dict:
+    """The project's params.yaml, cut down to tiny data and short runs.
+
+    `distorted` names datasets of params.yaml for the distorted study (each with a tiny
+    validation split); by default one cheap run on `rot`, so that every stage exists.
+    """
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"] = {"train_count": N_TRAIN, "test_count": N_TEST}
+    params["mnist"] = {"train_count": N_TRAIN, "test_count": N_TEST}
     params["train"]["epochs"] = epochs
-    params["seeds"] = list(seeds)
-    params["variants"] = {k: v for k, v in params["variants"].items() if k in variants}
+    kept = {"mnist", *distorted}
+    params["datasets"] = {k: v for k, v in params["datasets"].items() if k in kept}
+    for name, spec in params["datasets"].items():
+        spec.pop("train", None)  # the train section's epochs for every dataset
+        if name != "mnist":
+            spec["validation"] = 64
+    params["studies"]["upright"] = {"datasets": ["mnist"], "variants": list(variants), "seeds": list(seeds)}
+    params["studies"]["distorted"] = {
+        "datasets": list(distorted),
+        "variants": list(distorted_variants),
+        "seeds": list(seeds),
+    }
     params["evaluate"]["stn_images"] = 8
+    params["evaluate"]["rotation_curve"] = {"datasets": ["mnist"], "step": 90}
     return params
 
 
 def make_project(dest: Path, params: dict) -> Path:
     """A git + DVC repo holding this project's pipeline and code, with `params`."""
     dest.mkdir(parents=True, exist_ok=True)
-    for item in ("dvc.yaml", "stages", "src"):
+    for item in ("dvc.yaml", "stages", "src", ".dvcignore"):
         src = ROOT / item
         if src.is_dir():
             shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

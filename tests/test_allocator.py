@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 
-from stn.allocator import reuse_freed_memory
+from stn.training.allocator import reuse_freed_memory
 
 
 def test_reuse_freed_memory() -> None:

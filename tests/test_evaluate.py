@@ -11,8 +11,15 @@ import pandas as pd
 import pytest
 import torch
 
-from stn.atomic import write_json, write_text
-from stn.compare import (
+from stn.analysis.evaluate import (
+    confusion,
+    predict,
+    predictions_table,
+    rotation_curve,
+    save_predictions,
+    summarize,
+)
+from stn.analysis.stats import (
     load_runs,
     mcnemar_exact,
     paired_comparisons,
@@ -20,11 +27,14 @@ from stn.compare import (
     summary_json,
     t_interval,
 )
+from stn.atomic import write_json, write_text
+from stn.datasets.normalization import Normalization
 from stn.errors import StnError
-from stn.evaluate import confusion, predict, predictions_table, save_predictions, summarize
 from stn.layout import RunPaths
-from stn.model import build_model
+from stn.models.builder import InputShape, build_model
 from stn.variant import VariantSpec
+
+TUTORIAL = Normalization(0.1307, 0.3081)
 
 
 def _table(actual: list[int], predicted: list[int]) -> pd.DataFrame:
@@ -46,15 +56,47 @@ def test_summarize_known_predictions() -> None:
     assert low < 0.6 < high
     matrix = confusion(table)
     assert matrix.shape == (10, 10) and matrix.sum() == 5 and matrix[0, 1] == 1 and matrix[2, 0] == 1
+    np.testing.assert_allclose(table["confidence"], 0.55, rtol=1e-6)  # the top class's probability
 
 
 def test_predict_matches_model_output() -> None:
     torch.manual_seed(0)
     model = build_model(VariantSpec())
     images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
-    log_probs = predict(model, images, batch_size=3)
+    log_probs = predict(model, images, TUTORIAL, batch_size=3)
     assert log_probs.shape == (7, 10) and not model.training
     np.testing.assert_allclose(np.exp(log_probs).sum(1), 1, rtol=1e-5)
+    with torch.inference_mode():
+        expected = model(TUTORIAL(images)).numpy()
+    np.testing.assert_allclose(log_probs, expected, rtol=1e-5, atol=1e-6)  # batching changes nothing
+
+
+def test_predict_uses_the_given_normalization() -> None:
+    torch.manual_seed(0)
+    model = build_model(VariantSpec(stn=False))
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    other = Normalization(0.5, 0.2)
+    with torch.inference_mode():
+        expected = model.eval()(other(images)).numpy()
+    np.testing.assert_allclose(predict(model, images, other), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(predict(model, images, TUTORIAL), expected)
+
+
+def test_predict_on_a_larger_input() -> None:
+    model = build_model(VariantSpec(output_size=(28, 28)), InputShape(size=(42, 42)))
+    images = np.zeros((3, 42, 42), dtype=np.uint8)
+    assert predict(model, images, TUTORIAL).shape == (3, 10)
+
+
+def test_rotation_curve_rows() -> None:
+    torch.manual_seed(0)
+    model = build_model(VariantSpec(stn=False))
+    images = np.random.default_rng(1).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    labels = np.arange(5)
+    curve = rotation_curve(model, images, labels, TUTORIAL, step=90)
+    assert curve["angle"].tolist() == [0, 90, 180]
+    upright = (predict(model, images, TUTORIAL).argmax(1) == labels).mean()
+    assert curve["accuracy"].iloc[0] == pytest.approx(upright)
 
 
 def test_t_interval_and_mcnemar() -> None:
@@ -68,8 +110,8 @@ def test_t_interval_and_mcnemar() -> None:
     assert mcnemar_exact(a, a)[2] == 1.0
 
 
-def _fake_run(root: Path, variant: str, seed: int, correct: np.ndarray) -> None:
-    paths = RunPaths(variant, seed, root)
+def _fake_run(root: Path, variant: str, seed: int, correct: np.ndarray, dataset: str = "mnist") -> None:
+    paths = RunPaths(dataset, variant, seed, root)
     actual = np.zeros(len(correct), dtype=int)
     predicted = np.where(correct, 0, 1)
     table = pd.DataFrame({"actual": actual, "predicted": predicted, "nll": np.where(correct, 0.1, 2.0)})
@@ -84,26 +126,35 @@ def test_paired_comparison_over_seeds(tmp_path: Path) -> None:
         better = base | (rng.random(1000) < 0.5)  # fixes about half of the baseline's errors
         _fake_run(tmp_path, "base", seed, base)
         _fake_run(tmp_path, "better", seed, better)
-    runs = load_runs(["base", "better"], [0, 1, 2], tmp_path)
+    runs = load_runs("mnist", ["base", "better"], [0, 1, 2], tmp_path)
+    assert (runs["dataset"] == "mnist").all()
     summary = summarize_variants(runs)
     assert list(summary.index) == ["base", "better"] and (summary["n_seeds"] == 3).all()
     assert summary.loc["better", "accuracy_mean"] > summary.loc["base", "accuracy_mean"]
     comparison = paired_comparisons(runs, "base", [0, 1, 2], tmp_path).iloc[0]
     assert comparison["variant"] == "better" and comparison["diff_ci95_low"] > 0
+    assert comparison["dataset"] == "mnist"
     assert comparison["only_baseline_right"] == 0 and comparison["only_variant_right"] > 100
     assert all(p < 1e-10 for p in comparison["mcnemar_p_per_seed"])
 
 
 def test_summary_json_has_no_nan(tmp_path: Path) -> None:
     _fake_run(tmp_path, "solo", 0, np.array([True, False, True]))
-    summary = summary_json(summarize_variants(load_runs(["solo"], [0], tmp_path)))
+    summary = summary_json(summarize_variants(load_runs("mnist", ["solo"], [0], tmp_path)))
     assert summary["solo"]["accuracy_std"] is None and summary["solo"]["n_seeds"] == 1
     json.dumps(summary, allow_nan=False)
 
 
 def test_missing_run_is_named(tmp_path: Path) -> None:
-    with pytest.raises(StnError, match="stn-conv-s4.json: missing"):
-        load_runs(["stn-conv"], [4], tmp_path)
+    with pytest.raises(StnError, match="rot/stn-conv-s4.json: missing; run dvc repro to evaluate rot"):
+        load_runs("rot", ["stn-conv"], [4], tmp_path)
+
+
+def test_runs_of_other_datasets_are_kept_apart(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "cnn", 0, np.array([True, True, True, True]), dataset="mnist")
+    _fake_run(tmp_path, "cnn", 0, np.array([True, False, False, False]), dataset="rot")
+    assert load_runs("mnist", ["cnn"], [0], tmp_path)["accuracy"].tolist() == [1.0]
+    assert load_runs("rot", ["cnn"], [0], tmp_path)["accuracy"].tolist() == [0.25]
 
 
 def test_atomic_write_respects_umask(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stn.datasets.idx import check_mnist_pair, encode_idx, parse_idx, read_idx_gz, write_idx_gz
 from stn.errors import DataError
-from stn.idx import check_mnist_pair, encode_idx, parse_idx, read_idx_gz, write_idx_gz
 
 
 def test_round_trip(tmp_path: Path) -> None:

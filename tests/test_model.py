@@ -8,8 +8,8 @@ import yaml
 from conftest import ROOT
 from torch import nn
 
-from stn.coordconv import AddCoords, CoordConv2d
-from stn.model import build_model, load_model, save_model
+from stn.models.builder import InputShape, build_model, load_model, save_model
+from stn.models.coordconv import AddCoords, CoordConv2d
 from stn.variant import VariantSpec
 
 VARIANTS = yaml.safe_load((ROOT / "params.yaml").read_text())["variants"]
@@ -79,7 +79,7 @@ def test_identity_initialised_stn_returns_input(spec: VariantSpec) -> None:
     x = torch.randn(4, 1, 28, 28)
     torch.testing.assert_close(model.transform(x), x, atol=1e-5, rtol=1e-5)  # float32 bilinear weights
     expected = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(4, 2, 3)
-    torch.testing.assert_close(model.stn.theta(x), expected)
+    torch.testing.assert_close(model.stn.transform(x), expected)
 
 
 def test_leaky_relu_has_real_slope() -> None:
@@ -99,9 +99,54 @@ def test_save_and_load(tmp_path) -> None:
     model = build_model(VariantSpec(layer="coordconv"))
     save_model(model, tmp_path / "m.pt")
     loaded = load_model(tmp_path / "m.pt")
-    assert loaded.spec == model.spec
+    assert loaded.spec == model.spec and loaded.shape == InputShape()
     x = torch.randn(3, 1, 28, 28)
     torch.testing.assert_close(loaded.eval()(x), model.eval()(x))
+
+
+def test_save_and_load_keep_the_input_shape(tmp_path) -> None:
+    shape = InputShape(size=(42, 42), classes=10, background=-0.4242)
+    model = build_model(VariantSpec(output_size=(28, 28), padding="background"), shape)
+    save_model(model, tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.shape == shape and loaded.stn.background == pytest.approx(-0.4242)
+    x = torch.randn(2, 1, 42, 42)
+    torch.testing.assert_close(loaded.eval()(x), model.eval()(x))
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_takes_a_larger_canvas(name: str) -> None:
+    """On 42x42 inputs (rts) the STN samples a 28x28 crop when output_size says so."""
+    spec = VariantSpec(**VARIANTS[name])
+    model = build_model(spec, InputShape(size=(42, 42)))
+    x = torch.randn(3, 1, 42, 42)
+    assert model(x).shape == (3, 10)
+    side = spec.output_size[0] if spec.stn and spec.output_size else 42
+    assert model.transform(x).shape == (3, 1, side, side)
+
+
+def test_background_padding_fills_outside_with_the_background() -> None:
+    background = -0.4242  # a black pixel after the tutorial's normalisation
+    model = build_model(VariantSpec(padding="background"), InputShape(background=background)).eval()
+    with torch.no_grad():  # zoom out: the corners of the output read outside the input
+        model.stn.fc_loc[2].bias.copy_(torch.tensor([2.0, 0, 0, 0, 2.0, 0]))
+    out = model.transform(torch.full((1, 1, 28, 28), background))
+    torch.testing.assert_close(out, torch.full_like(out, background))
+
+
+def test_identity_penalty_adds_to_the_loss() -> None:
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    torch.manual_seed(0)
+    plain = build_model(VariantSpec()).eval()
+    torch.manual_seed(0)
+    penalised = build_model(VariantSpec(identity_penalty=0.5)).eval()
+    with torch.no_grad():
+        for model in (plain, penalised):
+            model.stn.fc_loc[2].bias.add_(torch.tensor([0.1, 0, 0, 0, 0, 0]))  # away from the identity
+        loss_plain, out_plain = plain.training_loss(x, y)
+        loss_pen, out_pen = penalised.training_loss(x, y)
+    torch.testing.assert_close(out_pen, out_plain)
+    torch.testing.assert_close(loss_pen, loss_plain + 0.5 * 0.1**2)
 
 
 def test_save_is_byte_reproducible(tmp_path) -> None:

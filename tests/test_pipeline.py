@@ -28,57 +28,86 @@ def _ran(output: str) -> set[str]:
 
 
 def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", tiny_params())
+    params = tiny_params(distorted=("rts",), distorted_variants=("cnn-aug", "stn-conv"))
+    project = make_project(tmp_path / "p", params)
     env = _env(tiny_mirror)
     first = dvc(project, "repro", env=env)
-    assert _ran(first.stdout) == {
-        "download",
-        "train@cnn-0",
-        "train@stn-conv-0",
-        "evaluate@cnn-0",
-        "evaluate@stn-conv-0",
-        "compare",
-    }
-    for run in ("cnn-s0", "stn-conv-s0"):
+    runs = {"mnist-cnn-0", "mnist-stn-conv-0", "rts-cnn-aug-0", "rts-stn-conv-0"}
+    upright = {r for r in runs if r.startswith("mnist")}
+    expected = {"download", "prepare@mnist", "prepare@rts", "compare"}
+    for run in runs:
+        study = "upright" if run in upright else "distorted"
+        expected |= {f"train-{study}@{run}", f"evaluate-{study}@{run}"}
+    assert _ran(first.stdout) == expected
+    meta = json.loads((project / "data" / "rts" / "meta.json").read_text())
+    assert meta["image_size"] == [42, 42] and meta["counts"] == {"train": N_TRAIN - 64, "val": 64, "test": N_TEST}
+    for dataset, variant in [("mnist", "cnn"), ("mnist", "stn-conv"), ("rts", "cnn-aug"), ("rts", "stn-conv")]:
+        run = f"{dataset}/{variant}-s0"
         metrics = json.loads((project / "metrics" / "eval" / f"{run}.json").read_text())
         assert 0 <= metrics["accuracy"] <= 1 and metrics["n"] == N_TEST
         assert metrics["error_rate"] == pytest.approx(1 - metrics["accuracy"])
         assert metrics["loss"] > 0 and len(metrics["per_class_accuracy"]) == 10
         predictions = pd.read_csv(project / "plots" / "predictions" / f"{run}.csv")
-        assert list(predictions.columns) == ["actual", "predicted", "nll"] and len(predictions) == N_TEST
+        assert list(predictions.columns) == ["actual", "predicted", "nll", "confidence"]
+        assert len(predictions) == N_TEST
         assert (predictions["actual"] == predictions["predicted"]).sum() == metrics["n_correct"]
         history = pd.read_csv(project / "plots" / "train" / f"{run}.csv")
         assert list(history["epoch"]) == [1] and {"loss", "accuracy"} <= set(history.columns)
+        assert ("val_accuracy" in history.columns) == (dataset == "rts")  # mnist holds no validation split
         for image in ("stn.png", "cm.png"):
             assert (project / "plots" / "images" / run / image).read_bytes().startswith(PNG)
         assert (project / "models" / f"{run}.pt").stat().st_size > 50_000
-    summary = json.loads((project / "metrics" / "summary.json").read_text())
-    assert set(summary) == {"cnn", "stn-conv"}
+    curve = pd.read_csv(project / "plots" / "rotation" / "mnist" / "stn-conv-s0.csv")
+    assert list(curve["angle"]) == [0, 90, 180]
+    assert not (project / "plots" / "rotation" / "rts").exists()
+    summary = json.loads((project / "metrics" / "upright" / "stn-conv.json").read_text())
+    assert set(summary) == {"seeds", "acc", "sd", "ci_low", "ci_high", "nll"}
     report = (project / "reports" / "results.md").read_text()
     assert "| stn-conv |" in report and f"Data: MNIST from {tiny_mirror}" in report
+    assert "NOT the official MNIST" in report  # a 384-image subset is not MNIST as published
     provenance = json.loads((project / "reports" / "data-provenance.json").read_text())
     assert provenance["files"]["train-images-idx3-ubyte.gz"]["items"] == N_TRAIN
+    assert provenance["identity"] == "unknown"
     assert (project / "plots" / "compare" / "accuracy.png").read_bytes().startswith(PNG)
-    assert not list((project / "checkpoints").glob("*.pt"))  # removed once a run completes
+    assert not list((project / "checkpoints").rglob("*.pt"))  # removed once a run completes
 
-    shown = json.loads(dvc(project, "metrics", "show", "--json").stdout)
-    files = next(iter(shown.values()))["data"]
-    assert {"metrics/eval/cnn-s0.json", "metrics/eval/stn-conv-s0.json", "metrics/summary.json"} <= set(files)
     dvc(project, "plots", "show", "-o", str(tmp_path / "plots-html"))
     assert (tmp_path / "plots-html" / "index.html").is_file()
     assert dvc(project, "status").stdout.strip().startswith("Data and pipelines are up to date")
 
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
     subprocess.run(["git", "commit", "-qm", "study"], cwd=project, check=True)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["variants"]["stn-conv"]["layer"] = "coordconv"
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    status = dvc(project, "status").stdout
-    assert "train@stn-conv-0" in status and "cnn" not in status
+    # Editing one dataset reruns that dataset's stages only.
+    edited = yaml.safe_load((project / "params.yaml").read_text())
+    edited["datasets"]["rts"]["distortion"]["max_degrees"] = 30
+    (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    assert _pending(project) == {"prepare@rts", "train-distorted@rts-cnn-aug-0", "train-distorted@rts-stn-conv-0"}
+    subprocess.run(["git", "checkout", "params.yaml"], cwd=project, check=True)
+    # Editing one variant reruns that variant's runs on every dataset, and the report.
+    edited = yaml.safe_load((project / "params.yaml").read_text())
+    edited["variants"]["stn-conv"]["layer"] = "coordconv"
+    (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    assert _pending(project) == {
+        "train-upright@mnist-stn-conv-0",
+        "train-distorted@rts-stn-conv-0",
+        "compare",
+    }
     second = dvc(project, "repro", env=env)
-    assert _ran(second.stdout) == {"train@stn-conv-0", "evaluate@stn-conv-0", "compare"}
+    assert _ran(second.stdout) == {
+        "train-upright@mnist-stn-conv-0",
+        "train-distorted@rts-stn-conv-0",
+        "evaluate-upright@mnist-stn-conv-0",
+        "evaluate-distorted@rts-stn-conv-0",
+        "compare",
+    }
     diff = dvc(project, "metrics", "diff", "--json").stdout
-    assert "metrics/eval/stn-conv-s0.json" in diff and "cnn-s0" not in diff
+    assert "metrics/upright/stn-conv.json" in diff and "cnn" not in diff
+
+
+def _pending(project: Path) -> set[str]:
+    """Stages `dvc status` reports as changed (their own deps/params, not just upstream ones)."""
+    status = json.loads(dvc(project, "status", "--json").stdout or "{}")
+    return {name for name, changes in status.items() if any("changed deps" in c for c in changes if isinstance(c, dict))}
 
 
 def _start_repro(project: Path, env: dict, *targets: str) -> subprocess.Popen:
@@ -110,19 +139,19 @@ def test_interrupted_stage_resumes_to_the_same_metrics(tiny_mirror: Path, tmp_pa
 
     project = make_project(tmp_path / "interrupted", params)
     dvc(project, "repro", "download", env=env)
-    checkpoint = project / "checkpoints" / "stn-conv-s0.pt"
+    checkpoint = project / "checkpoints" / "mnist" / "stn-conv-s0.pt"
     process = _start_repro(project, env)
     _wait_for(checkpoint, process)
     os.killpg(process.pid, sig)  # as a terminal's Ctrl-C or a scheduler's kill would
     output = process.communicate(timeout=120)[0]
     assert process.returncode != 0, output
     assert checkpoint.is_file()
-    assert not (project / "metrics" / "eval" / "stn-conv-s0.json").exists()
+    assert not (project / "metrics" / "eval" / "mnist" / "stn-conv-s0.json").exists()
 
     resumed = dvc(project, "repro", env=env)
     assert "resuming after epoch" in resumed.stdout
     assert not checkpoint.exists()
-    for name in ("metrics/eval/stn-conv-s0.json", "plots/predictions/stn-conv-s0.csv"):
+    for name in ("metrics/eval/mnist/stn-conv-s0.json", "plots/predictions/mnist/stn-conv-s0.csv"):
         assert (project / name).read_text() == (reference / name).read_text()
 
 
@@ -131,7 +160,7 @@ def test_second_concurrent_repro_is_refused(tiny_mirror: Path, tmp_path: Path) -
     env = _env(tiny_mirror)
     dvc(project, "repro", "download", env=env)
     first = _start_repro(project, env)
-    _wait_for(project / "checkpoints" / "stn-conv-s0.pt", first)
+    _wait_for(project / "checkpoints" / "mnist" / "stn-conv-s0.pt", first)
     second = dvc(project, "repro", env=env, check=False)
     assert second.returncode != 0
     message = second.stderr + second.stdout
@@ -139,7 +168,7 @@ def test_second_concurrent_repro_is_refused(tiny_mirror: Path, tmp_path: Path) -
     assert "Unable to acquire lock" in message or ("is busy" in message and "rwlock" in message), message
     output = first.communicate(timeout=300)[0]
     assert first.returncode == 0, output
-    assert json.loads((project / "metrics" / "eval" / "stn-conv-s0.json").read_text())["n"] == N_TEST
+    assert json.loads((project / "metrics" / "eval" / "mnist" / "stn-conv-s0.json").read_text())["n"] == N_TEST
 
 
 def test_bad_params_rejected_before_anything_runs(tiny_mirror: Path, tmp_path: Path) -> None:
@@ -159,7 +188,7 @@ def test_divergence_fails_the_stage_without_metrics(tiny_mirror: Path, tmp_path:
     result = dvc(project, "repro", env=_env(tiny_mirror), check=False)
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "error: stn-conv-s0: training diverged: loss is" in out and "at epoch 1" in out
+    assert "error: mnist/stn-conv-s0: training diverged: loss is" in out and "at epoch 1" in out
     assert "Traceback" not in out
     assert not (project / "metrics" / "eval").exists() and not (project / "models").exists()
 
@@ -180,8 +209,8 @@ def test_side_by_side_repro_equals_plain_repro(tiny_mirror: Path, tmp_path: Path
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 training stages to run on 2 workers" in result.stdout
+    assert "3 training stages to run on 2 workers" in result.stdout
     assert dvc(side, "status").stdout.strip().startswith("Data and pipelines are up to date")
-    for run in ("cnn-s0", "stn-conv-s0"):
+    for run in ("mnist/cnn-s0", "mnist/stn-conv-s0", "rot/cnn-s0"):
         name = f"metrics/eval/{run}.json"
         assert (side / name).read_text() == (plain / name).read_text()

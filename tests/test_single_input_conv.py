@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from stn.single_input_conv import SingleInputConv2d, conv_input_grad
+from stn.models.single_input_conv import SingleInputConv2d, conv_input_grad
 
 
 def _pair(out_channels: int = 10, kernel: int = 5) -> tuple[SingleInputConv2d, nn.Conv2d]:

@@ -7,17 +7,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import N_TRAIN
+from conftest import N_TEST, N_TRAIN
+from reference import (
+    TUTORIAL_NORMALIZATION,
+    reference_step,
+    tutorial_dataset,
+    tutorial_model,
+    write_torchvision_root,
+)
 
-from stn.coordconv import CoordConv2d
-from stn.data import load_split, prepare_mnist
+from stn.datasets.mnist import prepare_mnist
+from stn.datasets.prepare import prepare_dataset
+from stn.datasets.store import DatasetMeta, load_arrays, read_meta
 from stn.errors import DivergenceError
-from stn.model import build_model
-from stn.normalization import normalize
+from stn.models.builder import build_model
+from stn.models.coordconv import CoordConv2d
+from stn.models.single_input_conv import SingleInputConv2d
 from stn.params import TrainParams
-from stn.reference import reference_step, tutorial_dataset, tutorial_model, write_torchvision_root
-from stn.single_input_conv import SingleInputConv2d
-from stn.train import Trainer, train_step
+from stn.training.loop import Trainer, save_history, train_step
 from stn.variant import VariantSpec
 
 SPEC = VariantSpec()
@@ -25,18 +32,27 @@ QUIET = lambda message: None  # noqa: E731
 
 
 @pytest.fixture(scope="module")
-def train_data(tiny_mirror: Path, tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:
-    out = tmp_path_factory.mktemp("data") / "mnist"
-    prepare_mnist(out, {"train": N_TRAIN, "test": 128}, str(tiny_mirror))
-    return load_split(out, "train")
+def prepared(tiny_mirror: Path, tmp_path_factory) -> Path:
+    """The tiny mirror as the pipeline's `mnist` dataset: all training images, the tutorial's constants."""
+    data = tmp_path_factory.mktemp("data")
+    prepare_mnist(data / "raw", {"train": N_TRAIN, "test": N_TEST}, str(tiny_mirror))
+    prepare_dataset("mnist", data / "raw", data / "mnist", None, 0, 0, TUTORIAL_NORMALIZATION)
+    return data / "mnist"
+
+
+@pytest.fixture(scope="module")
+def train_data(prepared: Path) -> tuple[DatasetMeta, np.ndarray, np.ndarray]:
+    """(meta, images, labels): the Trainer's dataset arguments, in its order."""
+    return (read_meta(prepared), *load_arrays(prepared, "train"))
 
 
 def test_fast_batch_equals_tutorial_batch(train_data, tmp_path: Path) -> None:
-    images, labels = train_data
-    dataset = tutorial_dataset(write_torchvision_root(tmp_path, train_data))
+    meta, images, labels = train_data
+    assert meta.normalization == TUTORIAL_NORMALIZATION and len(labels) == N_TRAIN
+    dataset = tutorial_dataset(write_torchvision_root(tmp_path, (images, labels)))
     idx = [5, 0, 17, 3]
     tutorial = torch.stack([dataset[i][0] for i in idx])
-    assert torch.equal(normalize(images[idx]), tutorial)
+    assert torch.equal(meta.normalization(images[idx]), tutorial)
     assert [dataset[i][1] for i in idx] == labels[idx].tolist()
 
 
@@ -44,7 +60,7 @@ def test_fast_batch_equals_tutorial_batch(train_data, tmp_path: Path) -> None:
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_fast_step_equals_reference_step(train_data, channels_last: bool, layer: str) -> None:
     """Same weights, same batch, same dropout state: same loss and same updated weights."""
-    images, labels = train_data
+    meta, images, labels = train_data
     spec = VariantSpec(layer=layer)
     torch.manual_seed(0)
     fast = build_model(spec)
@@ -64,7 +80,7 @@ def test_fast_step_equals_reference_step(train_data, channels_last: bool, layer:
     fast, ref = fast.to(memory_format=memory_format), ref.to(memory_format=memory_format)
     opt_fast = torch.optim.SGD(fast.parameters(), lr=0.01)
     opt_ref = torch.optim.SGD(ref.parameters(), lr=0.01)
-    x = normalize(images[:64]).contiguous(memory_format=memory_format)
+    x = meta.normalization(images[:64]).contiguous(memory_format=memory_format)
     y = torch.as_tensor(labels[:64], dtype=torch.long)
     for step in range(3):
         torch.manual_seed(100 + step)
@@ -152,3 +168,24 @@ def test_divergence_stops_with_a_clear_message(train_data, tmp_path: Path) -> No
         DivergenceError, match=r"stn-conv-s3: training diverged: loss is (nan|inf) at epoch 1, step \d+"
     ):
         trainer.fit()
+
+
+def test_validation_split_is_scored_each_epoch(prepared: Path, tmp_path: Path) -> None:
+    meta, images, labels = read_meta(prepared), *load_arrays(prepared, "train")
+    train, held_out = (images[:-64], labels[:-64]), (images[-64:], labels[-64:])
+    trainer = Trainer(SPEC, TrainParams(epochs=1), 3, meta, *train, validation=held_out, log=QUIET)
+    (stats,) = trainer.fit()
+    assert 0.0 <= stats.val_accuracy <= 1.0 and np.isfinite(stats.val_loss)
+    save_history(trainer.history, tmp_path / "h.csv")
+    header = (tmp_path / "h.csv").read_text().splitlines()[0]
+    assert header == "epoch,loss,accuracy,seconds,val_loss,val_accuracy"
+
+
+def test_empty_validation_split_is_not_scored(train_data, tmp_path: Path) -> None:
+    """datasets.mnist has validation 0: the stored val split is empty, and no val columns appear."""
+    empty = (train_data[1][:0], train_data[2][:0])
+    trainer = Trainer(SPEC, TrainParams(epochs=1), 3, *train_data, validation=empty, log=QUIET)
+    (stats,) = trainer.fit()
+    assert stats.val_accuracy is None
+    save_history(trainer.history, tmp_path / "h.csv")
+    assert (tmp_path / "h.csv").read_text().splitlines()[0] == "epoch,loss,accuracy,seconds"

@@ -12,14 +12,14 @@ import argparse
 import os
 from pathlib import Path
 
-from stn.data import MIRROR_ENV, load_split, prepare_mnist
+from stn.datasets.mnist import MIRROR_ENV, load_split, prepare_mnist
 from stn.entry import run_main
 from stn.errors import ParamsError
-from stn.evaluate import confusion, predict, predictions_table, summarize
-from stn.figures import confusion_figure, save_figure, stn_figure
+from stn.analysis.evaluate import confusion, predict, predictions_table, summarize
+from stn.analysis.figures import confusion_figure, save_figure, stn_figure
 from stn.layout import CHECKPOINT_DIR
 from stn.params import TrainParams
-from stn.train import Trainer
+from stn.training.loop import Trainer
 from stn.variant import VariantSpec
 
 

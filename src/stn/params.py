@@ -20,9 +20,10 @@ from pydantic import (
 )
 
 from stn.errors import ParamsError
+from stn.datasets.distortions.registry import DistortionSpec
 from stn.variant import VariantSpec
 
-VARIANT_NAME = r"^[a-z0-9][a-z0-9_-]*$"
+NAME = r"^[a-z0-9][a-z0-9_-]*$"
 
 
 def _not_bool(value: object) -> object:
@@ -39,7 +40,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataParams(_Strict):
+class MnistParams(_Strict):
     train_count: StrictInt = Field(60000, gt=0, description="images expected in the train split")
     test_count: StrictInt = Field(10000, gt=0, description="images expected in the test split")
 
@@ -49,28 +50,51 @@ class TrainParams(_Strict):
     batch_size: StrictInt = Field(64, gt=0)
     lr: Number = Field(0.01, gt=0)
     momentum: Number = Field(0.0, ge=0, lt=1)
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="learning rate over the epochs: constant, or cosine decay to 0"
+    )
     # Results depend on the thread count (reduction order), so it is a tracked param.
     threads: StrictInt = Field(1, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool = True
 
 
-class EvaluateParams(_Strict):
-    batch_size: StrictInt = Field(1000, gt=0)
-    stn_images: StrictInt = Field(32, gt=0, description="test images shown in stn.png")
+class TrainOverrides(_Strict):
+    """A dataset's own training budget: any key given here replaces the train section's."""
+
+    epochs: StrictInt | None = Field(None, gt=0)
+    batch_size: StrictInt | None = Field(None, gt=0)
+    lr: Number | None = Field(None, gt=0)
+    momentum: Number | None = Field(None, ge=0, lt=1)
+    schedule: Literal["constant", "cosine"] | None = None
 
 
-class CompareParams(_Strict):
-    baseline: str = Field("stn-conv", description="the variant every other one is compared with")
+class NormalizationParams(_Strict):
+    mean: Number
+    std: Number = Field(gt=0)
 
 
-class StudyParams(_Strict):
-    data: DataParams = DataParams()
-    train: TrainParams = TrainParams()
-    evaluate: EvaluateParams = EvaluateParams()
+class DatasetSpec(_Strict):
+    """A source plus an optional distortion; prepare@NAME derives everything else."""
+
+    source: Literal["mnist"] = "mnist"
+    distortion: DistortionSpec | None = None
+    seed: StrictInt = Field(0, ge=0, description="draws the distortions; train, val and test independently")
+    validation: StrictInt = Field(
+        5000, ge=0, description="the last N training images, held out for every development choice"
+    )
+    normalization: NormalizationParams | None = Field(
+        None, description="fixed mean/std; none: computed on the dataset's own training split"
+    )
+    train: TrainOverrides = TrainOverrides()
+
+
+class StudySpec(_Strict):
+    """Which variants run on which datasets, with which seeds: one run per combination."""
+
+    datasets: Annotated[list[str], Field(min_length=1)]
+    variants: Annotated[list[str], Field(min_length=1)]
     seeds: Annotated[list[StrictInt], Field(min_length=1)] = [0, 1, 2]
-    variants: Annotated[dict[str, VariantSpec], Field(min_length=1)]
-    compare: CompareParams = CompareParams()
 
     @field_validator("seeds")
     @classmethod
@@ -81,27 +105,78 @@ class StudyParams(_Strict):
             raise ValueError(f"seeds must be non-negative, got {seeds}")
         return seeds
 
-    @field_validator("variants")
+
+class Studies(_Strict):
+    upright: StudySpec
+    distorted: StudySpec
+
+
+class RotationCurveParams(_Strict):
+    datasets: list[str] = Field(["mnist", "rot"], description="runs on these datasets get the curve")
+    step: StrictInt = Field(15, gt=0, le=180, description="degrees between test rotations, 0..180")
+
+
+class EvaluateParams(_Strict):
+    batch_size: StrictInt = Field(1000, gt=0)
+    stn_images: StrictInt = Field(32, gt=0, description="test images shown in stn.png")
+    rotation_curve: RotationCurveParams = RotationCurveParams()
+
+
+class CompareParams(_Strict):
+    baseline: str = Field("stn-conv", description="the variant every other one is compared with")
+
+
+class StudyParams(_Strict):
+    mnist: MnistParams = MnistParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    datasets: Annotated[dict[str, DatasetSpec], Field(min_length=1)]
+    variants: Annotated[dict[str, VariantSpec], Field(min_length=1)]
+    studies: Studies
+    compare: CompareParams = CompareParams()
+
+    @field_validator("variants", "datasets")
     @classmethod
-    def _variant_names(cls, variants: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
-        for name in variants:
-            if not re.match(VARIANT_NAME, name):
-                raise ValueError(f"variant name {name!r} must be lower-case letters, digits, '-' or '_'")
-        return variants
+    def _names(cls, entries: dict) -> dict:
+        for name in entries:
+            if not re.match(NAME, name):
+                raise ValueError(f"name {name!r} must be lower-case letters, digits, '-' or '_'")
+        return entries
 
     @model_validator(mode="after")
-    def _baseline_exists(self) -> StudyParams:
-        if self.compare.baseline not in self.variants:
-            raise ValueError(
-                f"compare.baseline {self.compare.baseline!r} is not a variant; "
-                f"defined: {', '.join(self.variants)}"
-            )
+    def _references_exist(self) -> StudyParams:
+        def check(kind: str, names: list[str], defined: dict, where: str) -> None:
+            for name in names:
+                if name not in defined:
+                    raise ValueError(f"{where}: {kind} {name!r} is not defined; defined: {', '.join(defined)}")
+
+        for study_name, study in (("upright", self.studies.upright), ("distorted", self.studies.distorted)):
+            check("dataset", study.datasets, self.datasets, f"studies.{study_name}.datasets")
+            check("variant", study.variants + [self.compare.baseline], self.variants, f"studies.{study_name}")
+            for variant in study.variants:
+                for dataset in study.datasets:
+                    if self.variants[variant].augment and self.datasets[dataset].distortion is None:
+                        raise ValueError(
+                            f"studies.{study_name}: variant {variant!r} re-draws the distortion "
+                            f"(augment: true) but dataset {dataset!r} has none"
+                        )
+        check("dataset", self.evaluate.rotation_curve.datasets, self.datasets, "evaluate.rotation_curve")
         return self
 
     def variant(self, name: str) -> VariantSpec:
         if name not in self.variants:
             raise ParamsError(f"variants.{name}: no such variant; defined: {', '.join(self.variants)}")
         return self.variants[name]
+
+    def dataset(self, name: str) -> DatasetSpec:
+        if name not in self.datasets:
+            raise ParamsError(f"datasets.{name}: no such dataset; defined: {', '.join(self.datasets)}")
+        return self.datasets[name]
+
+    def train_for(self, dataset: str) -> TrainParams:
+        """The train section with the dataset's own overrides applied."""
+        overrides = self.dataset(dataset).train.model_dump(exclude_none=True)
+        return self.train.model_copy(update=overrides)
 
 
 def _known_keys(loc: tuple) -> list[str]:
@@ -110,9 +185,11 @@ def _known_keys(loc: tuple) -> list[str]:
     parts = [str(p) for p in loc[:-1]]
     i = 0
     while i < len(parts):
-        if model is StudyParams and parts[i] == "variants":
-            model, i = VariantSpec, i + 2  # skip the variant's own name
+        if model is StudyParams and parts[i] in ("variants", "datasets"):
+            model, i = (VariantSpec if parts[i] == "variants" else DatasetSpec), i + 2  # skip the name
             continue
+        if parts[i] not in model.model_fields:
+            return []
         annotation = model.model_fields[parts[i]].annotation
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []

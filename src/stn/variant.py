@@ -1,6 +1,6 @@
 """The variant spec: what one model of the study is made of.
 
-One spec drives one model builder (`stn.model.build_model`), so new variants are
+One spec drives one model builder (`stn.models.builder.build_model`), so new variants are
 new values here, not new code paths in the stages.
 """
 
@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from stn.models.transforms import TRANSFORMS
+
+TransformName = Literal[tuple(TRANSFORMS)]  # type: ignore[valid-type]
 
 
 class VariantSpec(BaseModel):
@@ -24,10 +28,41 @@ class VariantSpec(BaseModel):
     )
     coord_radius: bool = Field(False, description="CoordConv also adds a radius channel")
     align_corners: bool = Field(False, description="affine_grid/grid_sample convention")
+    transform: TransformName = Field("affine", description="the transform family the STN predicts")
+    output_size: tuple[PositiveInt, PositiveInt] | None = Field(
+        None, description="(height, width) of the STN's output grid; none: the input's size"
+    )
+    iterations: PositiveInt = Field(
+        1, description="inverse-compositional steps of the one localization net (1: a plain STN)"
+    )
+    padding: Literal["zeros", "background"] = Field(
+        "zeros", description="what the STN reads outside the image: 0, or the images' background value"
+    )
+    loc_lr_scale: float = Field(
+        1.0, gt=0.0, le=1.0, description="the localization net's learning rate as a fraction of train.lr"
+    )
+    identity_penalty: float = Field(
+        0.0, ge=0.0, description="weight of a loss term keeping the transform near the identity"
+    )
+    augment: bool = Field(
+        False, description="re-draw the dataset's distortion for every training image in every epoch"
+    )
 
     @model_validator(mode="after")
     def _stn_settings_need_an_stn(self) -> VariantSpec:
-        stn_only = ("layer", "activation", "negative_slope", "coord_radius", "align_corners")
+        stn_only = (
+            "layer",
+            "activation",
+            "negative_slope",
+            "coord_radius",
+            "align_corners",
+            "transform",
+            "output_size",
+            "iterations",
+            "padding",
+            "loc_lr_scale",
+            "identity_penalty",
+        )
         changed = [n for n in stn_only if getattr(self, n) != type(self).model_fields[n].default]
         if not self.stn and changed:
             raise ValueError(

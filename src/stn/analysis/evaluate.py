@@ -11,20 +11,40 @@ from scipy.stats import binomtest
 from sklearn.metrics import confusion_matrix, recall_score
 
 from stn.atomic import write_with
-from stn.model import STNClassifier
-from stn.normalization import normalize
+from stn.datasets.normalization import Normalization
+from stn.datasets.warp import rotate
+from stn.models.builder import STNClassifier
 
 CLASSES = list(range(10))
 
 
 @torch.inference_mode()
-def predict(model: STNClassifier, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Log-probabilities (N, 10) for uint8 images (N, 28, 28), in eval mode."""
+def predict(
+    model: STNClassifier, images: np.ndarray, normalization: Normalization, batch_size: int = 1000
+) -> np.ndarray:
+    """Log-probabilities (N, classes) for uint8 images (N, H, W), in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    x = normalize(images).to(device)
+    x = normalization(images).to(device)
     out = [model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     return torch.cat(out).float().cpu().numpy()
+
+
+def rotation_curve(
+    model: STNClassifier,
+    images: np.ndarray,
+    labels: np.ndarray,
+    normalization: Normalization,
+    step: int = 15,
+    batch_size: int = 1000,
+) -> pd.DataFrame:
+    """Test accuracy as the (upright) test images are rotated by 0, step, ..., 180 degrees."""
+    rows = []
+    for angle in range(0, 181, step):
+        rotated = rotate(images, float(angle)) if angle else images
+        predicted = predict(model, rotated, normalization, batch_size).argmax(1)
+        rows.append({"angle": angle, "accuracy": float((predicted == labels).mean())})
+    return pd.DataFrame(rows)
 
 
 def predictions_table(log_probs: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
@@ -35,6 +55,7 @@ def predictions_table(log_probs: np.ndarray, labels: np.ndarray) -> pd.DataFrame
             "actual": labels,
             "predicted": log_probs.argmax(1),
             "nll": -log_probs[np.arange(len(labels)), labels],
+            "confidence": np.exp(log_probs.max(1)),  # the top class's probability, for calibration
         }
     )
 

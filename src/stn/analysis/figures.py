@@ -15,8 +15,8 @@ from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from stn.atomic import write_with  # noqa: E402
-from stn.model import STNClassifier  # noqa: E402
-from stn.normalization import denormalize, normalize  # noqa: E402
+from stn.datasets.normalization import Normalization  # noqa: E402
+from stn.models.builder import STNClassifier  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
@@ -25,15 +25,17 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
 
 
 @torch.inference_mode()
-def stn_figure(model: STNClassifier, images: np.ndarray, title: str) -> plt.Figure:
-    """A batch of test inputs beside the STN's output, shown in pixel space (MNIST mean/std)."""
+def stn_figure(
+    model: STNClassifier, images: np.ndarray, normalization: Normalization, title: str
+) -> plt.Figure:
+    """A batch of test inputs beside the STN's output, shown in pixel space."""
     model.eval()
     device = next(model.parameters()).device
-    x = normalize(images).to(device)
+    x = normalization(images).to(device)
     warped = model.transform(x)
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for ax, batch, name in zip(axes, (x, warped), ("input", "transformed"), strict=False):
-        grid = make_grid(denormalize(batch).cpu(), nrow=int(np.ceil(np.sqrt(len(batch)))), padding=2)
+        grid = make_grid(normalization.invert(batch).cpu(), nrow=int(np.ceil(np.sqrt(len(batch)))), padding=2)
         ax.imshow(grid.permute(1, 2, 0).numpy())
         ax.set_title(name)
         ax.axis("off")

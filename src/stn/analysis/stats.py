@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from stn.atomic import write_json
 from stn.errors import StnError
-from stn.evaluate import load_predictions
+from stn.analysis.evaluate import load_predictions
 from stn.layout import RunPaths
 
 # The original study's single 50-epoch runs (its README), for the results table.
@@ -31,15 +32,24 @@ ORIGINAL_STUDY = {
 }
 
 
-def load_runs(variants: list[str], seeds: list[int], root: Path = Path(".")) -> pd.DataFrame:
+def load_runs(dataset: str, variants: list[str], seeds: list[int], root: Path = Path(".")) -> pd.DataFrame:
+    """One row per run of `dataset`: variant, seed, test accuracy and NLL."""
     rows = []
     for variant in variants:
         for seed in seeds:
-            path = RunPaths(variant, seed, root).metrics
+            path = RunPaths(dataset, variant, seed, root).metrics
             if not path.is_file():
-                raise StnError(f"{path}: missing; run dvc repro to evaluate {variant} seed {seed}")
+                raise StnError(f"{path}: missing; run dvc repro to evaluate {dataset} {variant} seed {seed}")
             m = json.loads(path.read_text())
-            rows.append({"variant": variant, "seed": seed, "accuracy": m["accuracy"], "loss": m["loss"]})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "variant": variant,
+                    "seed": seed,
+                    "accuracy": m["accuracy"],
+                    "loss": m["loss"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -56,6 +66,28 @@ def summary_json(summary: pd.DataFrame) -> dict:
     """The summary as JSON-ready numbers (null where a statistic needs more seeds)."""
     table = summary.round(6).astype(object).where(summary.notna(), None)
     return table.to_dict(orient="index")
+
+
+def headline(row: pd.Series) -> dict:
+    """The few numbers `dvc metrics show` lists per (dataset, variant): accuracy in %, NLL."""
+
+    def pct(x: float) -> float | None:
+        return None if pd.isna(x) else round(100 * float(x), 3)
+
+    return {
+        "seeds": int(row["n_seeds"]),
+        "acc": pct(row["accuracy_mean"]),
+        "sd": pct(row["accuracy_std"]),
+        "ci_low": pct(row["ci95_low"]),
+        "ci_high": pct(row["ci95_high"]),
+        "nll": round(float(row["loss_mean"]), 4),
+    }
+
+
+def write_summary(folder: Path, summary: pd.DataFrame, prefix: str = "") -> None:
+    """One small JSON per variant, so `dvc metrics show` is a narrow table with a row each."""
+    for variant, row in summary.iterrows():
+        write_json(folder / f"{prefix}{variant}.json", headline(row))
 
 
 def summarize_variants(runs: pd.DataFrame) -> pd.DataFrame:
@@ -86,9 +118,10 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[int, in
 def paired_comparisons(
     runs: pd.DataFrame, baseline: str, seeds: list[int], root: Path = Path(".")
 ) -> pd.DataFrame:
-    """Each variant against `baseline`, paired by seed and by test image."""
+    """Each variant against `baseline` on the same dataset, paired by seed and by test image."""
+    dataset = runs["dataset"].iloc[0]
     base = runs[runs["variant"] == baseline].set_index("seed")["accuracy"]
-    base_correct = {s: _correct(RunPaths(baseline, s, root)) for s in seeds}
+    base_correct = {s: _correct(RunPaths(dataset, baseline, s, root)) for s in seeds}
     rows = []
     for variant, group in runs.groupby("variant", sort=False):
         if variant == baseline:
@@ -103,11 +136,12 @@ def paired_comparisons(
         only_v = only_b = 0
         pvalues = []
         for seed in seeds:
-            a, b, p = mcnemar_exact(_correct(RunPaths(variant, seed, root)), base_correct[seed])
+            a, b, p = mcnemar_exact(_correct(RunPaths(dataset, variant, seed, root)), base_correct[seed])
             only_v, only_b = only_v + a, only_b + b
             pvalues.append(p)
         rows.append(
             {
+                "dataset": dataset,
                 "variant": variant,
                 "baseline": baseline,
                 "diff_mean": float(diff.mean()),
@@ -169,27 +203,18 @@ def comparisons_table(comparisons: pd.DataFrame) -> str:
 
 def data_note(provenance: dict) -> str:
     """Which MNIST produced the numbers, from the download stage's provenance record."""
-    note = f"Data: MNIST from {provenance['source']}"
-    if provenance.get("offline_copy"):
-        note += (
-            " — the offline copy, whose test files and training labels are the original MNIST and whose "
-            "training images were rebuilt from a PNG copy (every pixel within one grey level of the "
-            "official file), so these results match the official files to within training noise."
-        )
-    else:
-        note += "."
-    return note
+    return f"Data: MNIST from {provenance['source']} — {provenance['note']}."
 
 
 def report(summary: pd.DataFrame, comparisons: pd.DataFrame, params: object, provenance: dict) -> str:
     """The markdown report of the study: results, paired comparisons, and how to read them."""
-    train = params.train
+    train, study = params.train_for("mnist"), params.studies.upright
     return f"""# Results
 
-Generated by the `compare` stage from `metrics/eval/*.json` and `plots/predictions/*.csv`
-({len(params.seeds)} seeds per variant: {", ".join(map(str, params.seeds))}; {train.epochs} epochs,
-SGD lr {train.lr}, batch {train.batch_size}; {params.data.train_count} training and
-{params.data.test_count} test images).
+Generated by the `compare` stage from `metrics/eval/mnist/*.json` and `plots/predictions/mnist/*.csv`
+({len(study.seeds)} seeds per variant: {", ".join(map(str, study.seeds))}; {train.epochs} epochs,
+SGD lr {train.lr}, batch {train.batch_size}; {params.mnist.train_count} training and
+{params.mnist.test_count} test images).
 
 {data_note(provenance)}
 

@@ -1,13 +1,13 @@
 """MNIST as a named pipeline output: fetch, validate, store, load.
 
-The download stage turns the four IDX .gz files into `<dataset dir>/{train,test}.npz`
-(uint8 images N x 28 x 28 and labels N). Every later stage reads only those.
+The download stage turns the four IDX .gz files into plain .npy arrays (uint8 images
+N x 28 x 28 and labels N) with a provenance record; the datasets are prepared from those.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import socket
 import tempfile
 import urllib.error
@@ -17,8 +17,9 @@ import numpy as np
 from torchvision.datasets import MNIST
 from torchvision.datasets.utils import check_integrity, download_url
 
+from stn.datasets.idx import check_mnist_pair, encode_idx, read_idx_gz
+from stn.datasets.store import save_arrays, staged_folder
 from stn.errors import DataError
-from stn.idx import check_mnist_pair, encode_idx, read_idx_gz
 
 # split -> (images file, labels file), as named on every MNIST mirror.
 MNIST_FILES = {
@@ -84,9 +85,48 @@ def fetch_raw(download_dir: Path, mirror: str | None, timeout: float = 60.0) -> 
     return download_dir
 
 
-# sha256 of the decompressed training images of the offline copy this project's CI uses
-# (rebuilt from PNGs; pixels differ from the official file by at most one grey level).
-OFFLINE_COPY_TRAIN_IMAGES_SHA256 = "374ba378bee06c633f4800ac6a495f71d1b80b0e82bf763acbfa4c7e9c379f75"
+# sha256 of the decompressed files. The official test files and training labels are the
+# ones the offline copy holds too (its README: byte-identical after decompression); its
+# training images were rebuilt from PNGs (every pixel within one grey level of the official).
+OFFICIAL_SHA256 = {
+    "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+OFFLINE_COPY_SHA256 = OFFICIAL_SHA256 | {
+    "train-images-idx3-ubyte.gz": "374ba378bee06c633f4800ac6a495f71d1b80b0e82bf763acbfa4c7e9c379f75",
+}
+OFFLINE_COPY_NOTE = (
+    "the offline copy, whose test files and training labels are the original MNIST and whose "
+    "training images were rebuilt from a PNG copy (every pixel within one grey level of the "
+    "official file), so results on it match the official files to within training noise"
+)
+
+
+def identify(source: Path, digests: dict[str, str]) -> dict:
+    """Which MNIST this is: the official files, the known offline copy, or something else.
+
+    Official: every .gz matches torchvision's md5 list (as a download from the public mirrors
+    must). Offline copy: every decompressed file matches its known sha256. Anything else is
+    reported as not the official MNIST, naming the files whose content is unknown.
+    """
+    md5_ok = all(check_integrity(str(source / name), md5) for name, md5 in MNIST.resources)
+    if md5_ok:
+        return {"identity": "official", "official_mnist": True, "note": "the official MNIST files (md5-checked)"}
+    if digests == OFFLINE_COPY_SHA256:
+        return {"identity": "offline-copy", "official_mnist": False, "note": OFFLINE_COPY_NOTE}
+    unknown = sorted(name for name, digest in digests.items() if OFFICIAL_SHA256.get(name) != digest)
+    return {
+        "identity": "unknown",
+        "official_mnist": False,
+        "note": (
+            "NOT the official MNIST: the content of "
+            + ", ".join(unknown)
+            + " matches neither the official files nor the known offline copy "
+            "(a subset, another dataset in MNIST's format, or a modified copy); results on it "
+            "are not comparable with published MNIST numbers"
+        ),
+    }
 
 
 def _read_checked(folder: Path, split: str, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +137,7 @@ def _read_checked(folder: Path, split: str, count: int) -> tuple[np.ndarray, np.
     except DataError as exc:
         raise DataError(
             f"{exc}. Replace the file: download it again, or fix the copy in {MIRROR_ENV}; "
-            "for a deliberate subset of MNIST set data.train_count / data.test_count"
+            "for a deliberate subset of MNIST set mnist.train_count / mnist.test_count"
         ) from None
     return images, labels
 
@@ -105,40 +145,31 @@ def _read_checked(folder: Path, split: str, count: int) -> tuple[np.ndarray, np.
 def prepare_mnist(out_dir: Path, counts: dict[str, int], mirror: str | None = None) -> dict:
     """Fetch, validate and store MNIST in `out_dir`, all or nothing; returns its provenance.
 
-    Everything is built in a temporary folder beside `out_dir` and renamed into place
-    only when every file passed its checks, so a failure leaves no partial output.
-    The provenance names the source and the sha256 of each decompressed file.
+    The arrays go to `out_dir/{train,test}-{images,labels}.npy`, built in a temporary folder
+    and renamed into place only when every file passed its checks, so a failure leaves no
+    partial output. The provenance names the source, the sha256 of each decompressed file,
+    and whether this is the official MNIST; it is also written to `out_dir/provenance.json`.
     """
     provenance: dict = {
         "source": mirror or "public mirrors (torchvision's list, md5-checked)",
         "files": {},
     }
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-") as tmp:
-        source = fetch_raw(Path(tmp) / "raw", mirror)
-        staged = Path(tmp) / "out"
-        staged.mkdir()
+    digests = {}
+    with tempfile.TemporaryDirectory(prefix="mnist-download-") as download_dir, staged_folder(out_dir) as staged:
+        source = fetch_raw(Path(download_dir), mirror)
         for split in MNIST_FILES:
             images, labels = _read_checked(source, split, counts[split])
-            np.savez(staged / f"{split}.npz", images=images, labels=labels)
+            save_arrays(staged, split, images, labels)
             for name, array in zip(MNIST_FILES[split], (images, labels), strict=True):
-                digest = hashlib.sha256(encode_idx(array)).hexdigest()
-                provenance["files"][name] = {"items": len(array), "sha256_decompressed": digest}
-        if out_dir.exists():  # move the old output aside first, so a crash never leaves neither
-            os.replace(out_dir, Path(tmp) / "old")
-        os.replace(staged, out_dir)
-    train_sha = provenance["files"][MNIST_FILES["train"][0]]["sha256_decompressed"]
-    provenance["offline_copy"] = train_sha == OFFLINE_COPY_TRAIN_IMAGES_SHA256
+                digests[name] = hashlib.sha256(encode_idx(array)).hexdigest()
+                provenance["files"][name] = {"items": len(array), "sha256_decompressed": digests[name]}
+        provenance |= identify(source, digests)
+        (staged / "provenance.json").write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
     return provenance
 
 
-def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The uint8 images (N, 28, 28) and labels (N,) of one stored split."""
-    path = Path(data_dir) / f"{split}.npz"
+def read_provenance(raw_dir: Path) -> dict:
+    path = Path(raw_dir) / "provenance.json"
     if not path.is_file():
         raise DataError(f"{path}: not found; run the download stage first (dvc repro download)")
-    with np.load(path) as arrays:
-        images, labels = arrays["images"], arrays["labels"]
-    check_mnist_pair(images, labels, len(labels), str(path), str(path))
-    return images, labels
+    return json.loads(path.read_text())

@@ -1,8 +1,9 @@
-"""The STN classifier of the PyTorch STN tutorial, built from a variant spec."""
+"""The one model builder of the study: spec + input shape -> module; save and load."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -10,84 +11,33 @@ import torch.nn.functional as F
 from torch import nn
 
 from stn.atomic import write_with
-from stn.coordconv import CoordConv2d
-from stn.single_input_conv import SingleInputConv2d
+from stn.models.classifier import Classifier
+from stn.models.localization import SpatialTransformer
 from stn.variant import VariantSpec
 
-# The identity affine transform, flattened row-major: [[1, 0, 0], [0, 1, 0]].
-IDENTITY_THETA = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
+@dataclass(frozen=True)
+class InputShape:
+    """What a model needs to know of its dataset (read from the dataset's meta.json)."""
 
-def _conv(spec: VariantSpec, in_channels: int, out_channels: int, kernel_size: int) -> nn.Module:
-    if spec.layer == "coordconv":
-        return CoordConv2d(in_channels, out_channels, kernel_size, with_radius=spec.coord_radius)
-    return nn.Conv2d(in_channels, out_channels, kernel_size)
+    size: tuple[int, int] = (28, 28)
+    classes: int = 10
+    background: float = 0.0  # the normalised value of a black pixel: what "outside the image" is
 
-
-def _activation(spec: VariantSpec) -> nn.Module:
-    if spec.activation == "leakyrelu":
-        # negative_slope by keyword: LeakyReLU(True) would mean slope 1 (no nonlinearity).
-        return nn.LeakyReLU(negative_slope=spec.negative_slope)
-    return nn.ReLU()
-
-
-class SpatialTransformer(nn.Module):
-    """Localization net -> 2x3 affine theta -> resampled input."""
-
-    def __init__(self, spec: VariantSpec) -> None:
-        super().__init__()
-        self.align_corners = spec.align_corners
-        self.localization = nn.Sequential(
-            _conv(spec, 1, 8, 7),
-            nn.MaxPool2d(2, stride=2),
-            _activation(spec),
-            _conv(spec, 8, 10, 5),
-            nn.MaxPool2d(2, stride=2),
-            _activation(spec),
-        )
-        self.fc_loc = nn.Sequential(nn.Linear(10 * 3 * 3, 32), _activation(spec), nn.Linear(32, 6))
-        # Start from the identity transform so early training sees the unwarped digit.
-        nn.init.zeros_(self.fc_loc[2].weight)
-        with torch.no_grad():
-            self.fc_loc[2].bias.copy_(torch.tensor(IDENTITY_THETA))
-
-    def theta(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.localization(x).flatten(1)
-        return self.fc_loc(features).view(-1, 2, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        grid = F.affine_grid(self.theta(x), list(x.shape), align_corners=self.align_corners)
-        return F.grid_sample(x, grid, align_corners=self.align_corners)
-
-
-class Classifier(nn.Module):
-    """The tutorial's LeNet-style classifier; returns log-probabilities."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        # nn.Conv2d(1, 10, 5) with a faster input gradient (it feeds the STN's gradient).
-        self.conv1 = SingleInputConv2d(10, kernel_size=5)
-        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
-        self.conv2_drop = nn.Dropout2d()
-        self.fc1 = nn.Linear(320, 50)
-        self.fc2 = nn.Linear(50, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(F.max_pool2d(self.conv1(x), 2))
-        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
-        x = F.relu(self.fc1(x.flatten(1)))
-        x = F.dropout(x, training=self.training)
-        return F.log_softmax(self.fc2(x), dim=1)
+    @classmethod
+    def from_dict(cls, raw: dict) -> InputShape:
+        return cls(size=tuple(raw["size"]), classes=int(raw["classes"]), background=float(raw["background"]))
 
 
 class STNClassifier(nn.Module):
     """Optional spatial transformer followed by the classifier."""
 
-    def __init__(self, spec: VariantSpec) -> None:
+    def __init__(self, spec: VariantSpec, shape: InputShape = InputShape()) -> None:
         super().__init__()
-        self.spec = spec
-        self.stn = SpatialTransformer(spec) if spec.stn else None
-        self.classifier = Classifier()
+        self.spec, self.shape = spec, shape
+        self.stn = SpatialTransformer(spec, shape.size, background=shape.background) if spec.stn else None
+        classifier_size = self.stn.out_size if self.stn is not None else shape.size
+        self.classifier = Classifier(classifier_size, shape.classes)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """What the classifier sees: the STN's output, or the input itself for a plain CNN."""
@@ -96,16 +46,33 @@ class STNClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.transform(x))
 
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss to minimise and the log-probabilities: NLL, plus any auxiliary term."""
+        if self.stn is None or self.spec.identity_penalty == 0:
+            output = self(x)
+            return F.nll_loss(output, y), output
+        matrix = self.stn.transform(x)
+        output = self.classifier(self.stn.sample(x, matrix, (len(x), x.shape[1], *self.stn.out_size)))
+        # Mean squared distance of the predicted transform from the identity.
+        identity = torch.eye(3, dtype=matrix.dtype, device=matrix.device)[: matrix.shape[1]]
+        penalty = (matrix - identity).pow(2).sum((1, 2)).mean()
+        return F.nll_loss(output, y) + self.spec.identity_penalty * penalty, output
 
-def build_model(spec: VariantSpec) -> STNClassifier:
-    """The one model builder of the study: every variant comes from here."""
-    return STNClassifier(spec)
+
+def build_model(spec: VariantSpec, shape: InputShape = InputShape()) -> STNClassifier:
+    """Every variant of the study comes from here."""
+    return STNClassifier(spec, shape)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def save_model(model: STNClassifier, path: Path) -> None:
-    """Weights plus the spec that rebuilds the architecture, written atomically."""
+    """Weights plus the spec and input shape that rebuild the architecture, written atomically."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = {"spec": model.spec.model_dump(), "state_dict": state}
+    shape = asdict(model.shape) | {"size": list(model.shape.size)}
+    payload = {"spec": model.spec.model_dump(mode="json"), "input": shape, "state_dict": state}
     # Through a buffer: torch.save names its zip folder after the file, and the temporary
     # file's random name would make two saves of the same weights differ byte for byte.
     buffer = io.BytesIO()
@@ -115,6 +82,7 @@ def save_model(model: STNClassifier, path: Path) -> None:
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> STNClassifier:
     payload = torch.load(path, map_location=device, weights_only=True)
-    model = build_model(VariantSpec(**payload["spec"]))
+    shape = InputShape.from_dict(payload["input"]) if "input" in payload else InputShape()
+    model = build_model(VariantSpec(**payload["spec"]), shape)
     model.load_state_dict(payload["state_dict"])
     return model.to(device)

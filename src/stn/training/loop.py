@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stn.allocator import reuse_freed_memory
 from stn.atomic import write_with
+from stn.datasets.store import DatasetMeta
 from stn.errors import DivergenceError, ParamsError
-from stn.model import STNClassifier, build_model
-from stn.normalization import normalize
+from stn.models.builder import STNClassifier, build_model
 from stn.params import TrainParams
+from stn.training.allocator import reuse_freed_memory
+from stn.training.optim import build_optimizer, set_epoch_lr
 from stn.variant import VariantSpec
 
 
@@ -31,6 +32,8 @@ class EpochStats:
     loss: float  # mean training NLL over the epoch
     accuracy: float  # training accuracy over the epoch (dropout on)
     seconds: float
+    val_loss: float | None = None  # on the dataset's validation split, after the epoch
+    val_accuracy: float | None = None
 
 
 def log_progress(message: str) -> None:
@@ -51,54 +54,73 @@ def train_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on one batch; returns (mean loss, number correct), both detached."""
     optimizer.zero_grad(set_to_none=True)
-    output = model(x)
-    loss = F.nll_loss(output, y)
+    loss, output = model.training_loss(x, y)
     loss.backward()
     optimizer.step()
     return loss.detach(), (output.detach().argmax(1) == y).sum()
 
 
-def run_fingerprint(spec: VariantSpec, params: TrainParams, seed: int, n_train: int) -> str:
-    """Identifies what a checkpoint belongs to, so a stale one is never resumed."""
+def run_fingerprint(spec: VariantSpec, params: TrainParams, seed: int, dataset: DatasetMeta) -> str:
+    """Identifies what a checkpoint belongs to (data included), so a stale one is never resumed."""
     blob = json.dumps(
-        {"spec": spec.model_dump(), "train": params.model_dump(), "seed": seed, "n": n_train},
+        {
+            "spec": spec.model_dump(mode="json"),
+            "train": params.model_dump(),
+            "seed": seed,
+            "dataset": dataset.name,
+            "data_sha256": dataset.content_sha256,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+# Re-draws the training images for one epoch (augmentation); None: the stored images.
+EpochImages = Callable[[int], np.ndarray]
+
+
 class Trainer:
-    """Trains one variant with one seed; resumable from its per-epoch checkpoint."""
+    """Trains one variant with one seed on one dataset; resumable from its per-epoch checkpoint."""
 
     def __init__(
         self,
         spec: VariantSpec,
         params: TrainParams,
         seed: int,
+        dataset: DatasetMeta,
         images: np.ndarray,
         labels: np.ndarray,
         run_name: str = "run",
         checkpoint: Path | None = None,
         log: Callable[[str], None] = log_progress,
+        epoch_images: EpochImages | None = None,
+        validation: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.spec, self.params, self.seed, self.run_name = spec, params, seed, run_name
-        self.checkpoint, self.log = checkpoint, log
+        self.checkpoint, self.log, self.epoch_images = checkpoint, log, epoch_images
+        self.normalize = dataset.normalization
         self.device = select_device(params.device)
         reuse_freed_memory()  # a step's activations are reused, not page-faulted in afresh
         if self.device.type == "cpu":
             torch.set_num_threads(params.threads)
         torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
         torch.manual_seed(seed)
-        self.model: STNClassifier = build_model(spec).to(self.device)
+        self.model: STNClassifier = build_model(spec, dataset.shape).to(self.device)
         self.memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         # The whole normalised dataset stays resident (on the GPU when there is one).
-        self.x = normalize(images).to(self.device).contiguous(memory_format=self.memory_format)
+        self.x = self._resident(images)
         self.y = torch.as_tensor(labels, dtype=torch.long).to(self.device)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=params.lr, momentum=params.momentum)
+        self.val = None
+        if validation is not None and len(validation[1]):
+            self.val = (self._resident(validation[0]), torch.as_tensor(validation[1], dtype=torch.long))
+        self.optimizer = build_optimizer(self.model, params)
         self.order = torch.Generator().manual_seed(seed)  # batch order, separate from dropout
-        self.fingerprint = run_fingerprint(spec, params, seed, len(self.y))
+        self.fingerprint = run_fingerprint(spec, params, seed, dataset)
         self.history: list[EpochStats] = []
+
+    def _resident(self, images: np.ndarray) -> torch.Tensor:
+        return self.normalize(images).to(self.device).contiguous(memory_format=self.memory_format)
 
     # -- checkpoints -------------------------------------------------------------
     def _state(self) -> dict:
@@ -149,6 +171,9 @@ class Trainer:
     def train_epoch(self, epoch: int) -> EpochStats:
         self.model.train()
         start = time.perf_counter()
+        set_epoch_lr(self.optimizer, self.params, epoch)
+        if self.epoch_images is not None:  # a fresh draw of the distortions, from (seed, epoch)
+            self.x = self._resident(self.epoch_images(epoch))
         n, bs = len(self.y), self.params.batch_size
         perm = torch.randperm(n, generator=self.order).to(self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -164,12 +189,24 @@ class Trainer:
                 )
             loss_sum += loss * len(idx)
             correct += hits
-        return EpochStats(
+        stats = EpochStats(
             epoch=epoch,
             loss=float(loss_sum) / n,
             accuracy=int(correct) / n,
             seconds=time.perf_counter() - start,
         )
+        if self.val is not None:
+            stats.val_loss, stats.val_accuracy = self.validate()
+        return stats
+
+    @torch.inference_mode()
+    def validate(self, batch_size: int = 1000) -> tuple[float, float]:
+        """Mean NLL and accuracy on the validation split (eval mode; uses no random numbers)."""
+        self.model.eval()
+        x, y = self.val
+        out = torch.cat([self.model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]).cpu()
+        self.model.train()
+        return float(F.nll_loss(out, y)), float((out.argmax(1) == y).float().mean())
 
     def fit(self) -> list[EpochStats]:
         """Train the remaining epochs, checkpointing after each; returns the full history."""
@@ -178,15 +215,16 @@ class Trainer:
             stats = self.train_epoch(epoch)
             self.history.append(stats)
             self.save_checkpoint()
+            val = "" if stats.val_accuracy is None else f" val acc {100 * stats.val_accuracy:.2f}%"
             self.log(
                 f"{self.run_name} epoch {epoch}/{self.params.epochs} loss {stats.loss:.4f} "
-                f"acc {100 * stats.accuracy:.2f}% {stats.seconds:.1f}s "
+                f"acc {100 * stats.accuracy:.2f}%{val} {stats.seconds:.1f}s "
                 f"({len(self.y) / stats.seconds:.0f} img/s)"
             )
         return self.history
 
 
 def save_history(history: list[EpochStats], path: Path) -> None:
-    """Per-epoch training curves as CSV (epoch, loss, accuracy, seconds) for dvc plots."""
-    frame = pd.DataFrame([asdict(h) for h in history])
+    """Per-epoch curves as CSV (epoch, loss, accuracy, seconds[, val_loss, val_accuracy])."""
+    frame = pd.DataFrame([asdict(h) for h in history]).dropna(axis=1, how="all")
     write_with(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))

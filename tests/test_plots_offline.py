@@ -1,0 +1,147 @@
+"""`dvc plots show` renders with no network: the project's .dvc/config points plots.html_template at
+vendor/dvc-plots-template.html (vega, vega-lite, vega-embed inlined); checked in a real headless Chromium."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from configobj import ConfigObj
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC_LINE_COLOR = (0x94, 0x5D, 0xD6)  # first colour of dvc-render's linear-plot palette
+
+
+def _load_script(name: str):
+    """Import scripts/<name>.py (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"_scripts_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+chromium = _load_script("chromium")
+build_plots_template = _load_script("build_plots_template")
+
+
+class _StartTags(HTMLParser):
+    """Start tags in document order; <script>/<style> bodies are raw text, so JS strings yield no tags."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+@pytest.fixture(scope="module")
+def chromium_bin() -> str:
+    found = chromium.find_chromium()
+    if found is None:
+        reason = "no Chromium: apt-get install chromium (or set $CHROMIUM) to run the offline-plots test"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " -- CI must run it")
+        pytest.skip(reason)
+    return found
+
+
+def _project_template_setting() -> tuple[str, Path]:
+    """(plots.html_template as in .dvc/config, the file it names: relative to .dvc/, as DVC reads it)."""
+    value = ConfigObj(str(ROOT / ".dvc" / "config"))["plots"]["html_template"]
+    return value, (ROOT / ".dvc" / value).resolve()
+
+
+def test_template_is_built_and_safe():
+    value, template = _project_template_setting()
+    assert template == ROOT / "vendor" / "dvc-plots-template.html", value
+    page = template.read_text(encoding="utf-8")
+    assert page == build_plots_template.build(), "stale: run python scripts/build_plots_template.py"
+    assert page.count("{plot_divs}") == 1 and "{scripts}" not in page  # no {scripts}: no CDN tags
+    scripts = [attrs for tag, attrs in _StartTags(page).tags if tag == "script"]
+    # error hook + vega + vega-lite + vega-embed, none cut short by a "</script" inside the JS
+    assert len(scripts) == 4 and len(re.findall(r"</script", page, re.IGNORECASE)) == 4
+    assert not any("src" in attrs for attrs in scripts)
+
+
+def _write_project(proj: Path) -> None:
+    (proj / "plots" / "train").mkdir(parents=True)
+    (proj / "plots" / "images").mkdir()
+    rows = [f"{e},{2 / (e + 1):.4f},{1 - 0.5 / (e + 1):.4f}" for e in range(10)]
+    (proj / "plots" / "train" / "run.csv").write_text("epoch,loss,accuracy\n" + "\n".join(rows) + "\n")
+    pairs = [(i % 3, i % 3 if i % 4 else (i + 1) % 3) for i in range(30)]
+    confusion = "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in pairs)
+    (proj / "plots" / "confusion.csv").write_text(confusion)
+    Image.new("RGB", (32, 32), (200, 60, 60)).save(proj / "plots" / "images" / "sample.png")
+    (proj / "dvc.yaml").write_text(
+        "plots:\n"
+        "  - plots/train/run.csv:\n"
+        "      x: epoch\n"
+        "      y: [loss, accuracy]\n"
+        "  - plots/confusion.csv:\n"
+        "      template: confusion\n"
+        "      x: predicted\n"
+        "      y: actual\n"
+        "  - plots/images/sample.png\n"
+    )
+
+
+def test_dvc_plots_show_renders_offline(tmp_path, chromium_bin):
+    proj, out = tmp_path / "proj", tmp_path / "out"
+    proj.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=proj, check=True)
+    # the project's plots setting and the template it names, at the same place relative to .dvc/
+    value, template = _project_template_setting()
+    copy = proj / template.relative_to(ROOT)
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(template, copy)
+    config = ConfigObj(str(proj / ".dvc" / "config"))
+    config["plots"] = {"html_template": value}
+    config.write()
+    _write_project(proj)
+
+    show = [sys.executable, "-m", "dvc", "plots", "show", "-o", str(out)]
+    shown = subprocess.run(show, cwd=proj, capture_output=True, text=True, check=False)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    html = (out / "index.html").read_text(encoding="utf-8")
+    tags = _StartTags(html).tags
+    srcs = [attrs["src"] for tag, attrs in tags if tag == "script" and "src" in attrs]
+    assert not [s for s in srcs if re.match(r"(https?:)?//", s)], srcs  # no CDN
+    assert srcs == [] and "cdn.jsdelivr.net" not in html  # everything inlined
+    vega_ids = re.findall(r"vegaEmbed\('#([\w-]+)'", html)
+    assert len(vega_ids) == 2, vega_ids  # the linear and the confusion plot
+    images = [attrs["src"] for tag, attrs in tags if tag == "img"]
+    assert len(images) == 1 and (out / images[0]).is_file(), images
+
+    # after Vega ran: one <canvas class="marks"> (or <svg class="marks">) per vega plot div, no script errors
+    dom = chromium.dump_dom(out / "index.html")
+    drawn: dict[str, int] = {}
+    current = None
+    for tag, attrs in _StartTags(dom).tags:
+        if tag == "div" and attrs.get("id") in vega_ids:
+            current = attrs["id"]
+        elif tag in ("canvas", "svg") and "marks" in (attrs.get("class") or "").split() and current:
+            drawn[current] = drawn.get(current, 0) + 1
+    assert drawn == dict.fromkeys(vega_ids, 1), drawn
+    errors = re.search(r'<pre id="plot-errors">(.*?)</pre>', dom, re.DOTALL)
+    assert errors is not None and errors.group(1).strip() == "", errors and errors.group(1)
+
+    png = chromium.screenshot(out / "index.html", tmp_path / "plots.png", window_size=(1200, 1600))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(png) as shot:
+        assert shot.size == (1200, 1600)
+        rgb = np.asarray(shot.convert("RGB"), dtype=np.int16)
+    line = int((np.abs(rgb - np.array(DVC_LINE_COLOR)) <= 40).all(axis=-1).sum())
+    assert line > 200, f"only {line} pixels of the loss/accuracy line colour: the canvas was not painted"

@@ -1,0 +1,143 @@
+"""Transform families, the inverse-compositional STN, background padding, the identity penalty."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stn.models.builder import InputShape, build_model
+from stn.models.localization import SpatialTransformer
+from stn.models.transforms import TRANSFORMS, sampling_grid
+from stn.training.optim import build_optimizer, lr_factor, set_epoch_lr
+from stn.params import TrainParams
+from stn.variant import VariantSpec
+
+SIZES = [(28, 28), (42, 42)]
+
+
+def _smooth_images(n: int, size: tuple[int, int]) -> torch.Tensor:
+    torch.manual_seed(0)
+    return F.avg_pool2d(torch.randn(n, 1, *size), 5, stride=1, padding=2)
+
+
+@pytest.mark.parametrize("family", list(TRANSFORMS))
+def test_identity_parameters_give_the_identity_matrix(family: str) -> None:
+    f = TRANSFORMS[family]
+    p = torch.tensor([f.identity, f.identity], dtype=torch.float64)
+    assert f.n_params == len(f.identity)
+    assert torch.equal(f.matrix(p), torch.eye(3, dtype=torch.float64).expand(2, 3, 3))
+
+
+@pytest.mark.parametrize("family", list(TRANSFORMS))
+@pytest.mark.parametrize("iterations", [1, 3])
+@pytest.mark.parametrize("size", SIZES)
+def test_stn_at_initialisation_returns_its_input(family: str, iterations: int, size) -> None:
+    """Zero weights and the identity bias: the STN starts as the identity map."""
+    spec = VariantSpec(transform=family, iterations=iterations)
+    stn = SpatialTransformer(spec, size).double()
+    x = _smooth_images(3, size).double()
+    torch.testing.assert_close(stn(x), x, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", list(TRANSFORMS))
+def test_parameter_counts_and_output_shapes(family: str) -> None:
+    for size in SIZES:
+        spec = VariantSpec(transform=family, output_size=(28, 28))
+        model = build_model(spec, InputShape(size=size, classes=10))
+        assert model.stn.fc_loc[2].out_features == TRANSFORMS[family].n_params
+        x = torch.randn(5, 1, *size)
+        assert model.transform(x).shape == (5, 1, 28, 28)
+        assert model(x).shape == (5, 10)
+
+
+def test_cnn_sizes_follow_the_input() -> None:
+    assert build_model(VariantSpec(stn=False)).classifier.fc1.in_features == 320  # the tutorial's
+    big = build_model(VariantSpec(stn=False), InputShape(size=(42, 42), classes=7))
+    assert big.classifier.fc1.in_features == 980 and big(torch.randn(2, 1, 42, 42)).shape == (2, 7)
+    assert build_model(VariantSpec()).stn.fc_loc[0].in_features == 90  # the tutorial's 10 * 3 * 3
+
+
+def test_similarity_is_a_rotation_and_scale() -> None:
+    angle, scale = 0.3, 1.5
+    p = torch.tensor([[scale * torch.cos(torch.tensor(angle)), scale * torch.sin(torch.tensor(angle)), 0.1, -0.2]])
+    m = TRANSFORMS["similarity"].matrix(p)[0, :2, :2]
+    torch.testing.assert_close(m.T @ m, scale**2 * torch.eye(2))
+
+
+def test_projective_grid_equals_affine_grid_for_an_affine_matrix() -> None:
+    m = torch.tensor([[[0.9, 0.1, 0.05], [-0.2, 1.1, 0.0], [0.0, 0.0, 1.0]]])
+    size = (1, 1, 7, 9)
+    torch.testing.assert_close(
+        sampling_grid(m, size, False), F.affine_grid(m[:, :2], list(size), align_corners=False)
+    )
+
+
+def test_inverse_compositional_output_is_one_warp_with_the_composed_matrix() -> None:
+    """Each step's update is composed with the current transform; the input is resampled once."""
+    torch.manual_seed(1)
+    spec = VariantSpec(transform="affine", iterations=3)
+    stn = SpatialTransformer(spec, (28, 28)).double()
+    for p in stn.parameters():  # move away from the identity so every step does something
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = _smooth_images(4, (28, 28)).double()
+    family = stn.family
+    matrix = torch.eye(3, dtype=x.dtype).expand(4, 3, 3)
+    for step in range(3):
+        current = x if step == 0 else F.grid_sample(x, sampling_grid(matrix, x.shape, False), align_corners=False)
+        matrix = matrix @ family.matrix(stn.predict(current))
+    torch.testing.assert_close(stn.transform(x), matrix)
+    once = F.grid_sample(x, sampling_grid(matrix, x.shape, False), align_corners=False)
+    torch.testing.assert_close(stn(x), once)
+
+
+def test_background_padding_fills_outside_with_the_background_value() -> None:
+    background = -0.4242
+    spec = VariantSpec(padding="background")
+    stn = SpatialTransformer(spec, (28, 28), background=background)
+    with torch.no_grad():  # zoom out by 2: the border of the output reads outside the input
+        stn.fc_loc[2].bias.copy_(torch.tensor([2.0, 0.0, 0.0, 0.0, 2.0, 0.0]))
+    x = torch.full((2, 1, 28, 28), background)
+    x[:, :, 10:18, 10:18] = 2.0
+    out = stn(x)
+    assert torch.equal(out[:, :, :6, :], torch.full_like(out[:, :, :6, :], background))
+    zeros = SpatialTransformer(VariantSpec(), (28, 28))
+    with torch.no_grad():
+        zeros.fc_loc[2].bias.copy_(torch.tensor([2.0, 0.0, 0.0, 0.0, 2.0, 0.0]))
+    assert torch.equal(zeros(x)[:, :, :6, :], torch.zeros(2, 1, 6, 28))  # grid_sample's own padding: 0
+
+
+def test_identity_penalty_is_zero_at_the_identity_and_adds_to_the_loss() -> None:
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    torch.manual_seed(0)
+    plain = build_model(VariantSpec())
+    torch.manual_seed(0)
+    penalised = build_model(VariantSpec(identity_penalty=10.0))
+    plain.eval(), penalised.eval()
+    torch.testing.assert_close(plain.training_loss(x, y)[0], penalised.training_loss(x, y)[0])
+    with torch.no_grad():
+        penalised.stn.fc_loc[2].bias.add_(torch.tensor([0.1, 0, 0, 0, 0, 0]))
+        plain.stn.fc_loc[2].bias.add_(torch.tensor([0.1, 0, 0, 0, 0, 0]))
+    gap = penalised.training_loss(x, y)[0] - plain.training_loss(x, y)[0]
+    torch.testing.assert_close(gap, torch.tensor(10.0 * 0.1**2))
+
+
+def test_localization_learning_rate_group_and_schedule() -> None:
+    model = build_model(VariantSpec(loc_lr_scale=0.1))
+    params = TrainParams(lr=0.02, epochs=4, schedule="cosine")
+    optimizer = build_optimizer(model, params)
+    set_epoch_lr(optimizer, params, 1)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.002, 0.02])
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    assert [lr_factor(params, e) for e in (1, 3)] == pytest.approx([1.0, 0.5])
+    constant = TrainParams(lr=0.01)
+    single = build_optimizer(build_model(VariantSpec()), constant)
+    set_epoch_lr(single, constant, 7)
+    assert len(single.param_groups) == 1 and single.param_groups[0]["lr"] == 0.01
+
+
+def test_stn_only_settings_are_refused_without_an_stn() -> None:
+    with pytest.raises(ValueError, match="stn: false cannot set them"):
+        VariantSpec(stn=False, transform="projective")
+    with pytest.raises(ValueError, match="transform"):
+        VariantSpec(transform="tps")
