@@ -57,6 +57,8 @@ def make_worktree(root: Path, tree: Path) -> None:
             shutil.copy2(src, dst)
     (root / "checkpoints").mkdir(exist_ok=True)
     (tree / "checkpoints").symlink_to(root / "checkpoints")
+    # One DVC cache for all: the data stages' outputs are found there, not recomputed.
+    sh([*DVC, "cache", "dir", "--local", str(root / ".dvc" / "cache")], tree, capture_output=True)
 
 
 def collect(root: Path, tree: Path, stages: list[str], lock: dict) -> list[str]:
@@ -140,6 +142,8 @@ def main() -> None:
                     stage = queue.pop(0)
                     started[k].append(stage)
                     env = {**os.environ, "PYTHONPATH": str(tree / "src")}  # the worktree's code
+                    if env.get("MNIST_MIRROR") and "://" not in env["MNIST_MIRROR"]:  # as seen from here
+                        env["MNIST_MIRROR"] = str(Path(env["MNIST_MIRROR"]).resolve())
                     log = open(tmp / f"w{k}.log", "a")  # noqa: SIM115
                     print(f"worker {k}: {stage} (log {log.name})", flush=True)
                     proc = subprocess.Popen(

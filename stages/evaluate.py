@@ -12,12 +12,13 @@ from stn.analysis.evaluate import (
     save_predictions,
     summarize,
 )
-from stn.analysis.figures import confusion_figure, save_figure, stn_figure
+from stn.analysis.figures import save_figure
+from stn.analysis.run_figures import confusion_figure, stn_figure
 from stn.atomic import write_json, write_with
 from stn.datasets.store import load_arrays, read_meta
 from stn.entry import run_main
 from stn.layout import RAW_MNIST, RunPaths, dataset_dir
-from stn.models.builder import load_model
+from stn.models.builder import count_parameters, load_model
 from stn.params import load_params
 
 
@@ -32,13 +33,18 @@ def main() -> None:
     images, labels = load_arrays(dataset_dir(dataset), "test")
     log_probs = predict(model, images, meta.normalization, settings.batch_size)
     predictions = predictions_table(log_probs, labels)
-    metrics = summarize(predictions)
+    metrics = summarize(predictions) | {"parameters": count_parameters(model)}
     save_predictions(predictions, paths.predictions)
     write_json(paths.metrics, metrics)
     if dataset in settings.rotation_curve.datasets:
         upright, upright_labels = load_arrays(RAW_MNIST, "test")
         curve = rotation_curve(
-            model, upright, upright_labels, meta.normalization, settings.rotation_curve.step, settings.batch_size
+            model,
+            upright,
+            upright_labels,
+            meta.normalization,
+            settings.rotation_curve.step,
+            settings.batch_size,
         )
         write_with(paths.rotation, lambda tmp: curve.to_csv(tmp, index=False, float_format="%.6g"))
     title = f"{paths.name}: test accuracy {100 * metrics['accuracy']:.2f}%"

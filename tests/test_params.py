@@ -8,8 +8,10 @@ import pytest
 import yaml
 from conftest import ROOT
 
+from stn.datasets.distortions.rot import Rotation
+from stn.datasets.distortions.rts import RotationTranslationScale
 from stn.errors import ParamsError
-from stn.params import load_params, parse_params
+from stn.params import TrainParams, load_params, parse_params
 
 DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -28,13 +30,24 @@ def test_default_params_are_valid() -> None:
     params = load_params(ROOT / "params.yaml")
     assert list(params.variants) == [
         "cnn",
+        "cnn-aug",
         "stn-conv",
         "stn-coordconv",
         "stn-conv-leakyrelu",
         "stn-coordconv-leakyrelu",
     ]
-    assert params.seeds == [0, 1, 2] and params.train.epochs == 50 and params.train.lr == 0.01
+    assert params.studies.upright.variants == [v for v in params.variants if v != "cnn-aug"]
+    assert params.studies.upright.datasets == ["mnist"] and params.studies.upright.seeds == [0, 1, 2]
+    assert params.studies.distorted.datasets == ["rot", "rts", "proj", "elastic"]
+    assert params.train.epochs == 50 and params.train.lr == 0.01
+    assert params.mnist.train_count == 60000 and params.mnist.test_count == 10000
     assert params.variants["stn-conv-leakyrelu"].negative_slope == 0.01
+    mnist = params.dataset("mnist")
+    assert mnist.distortion is None and mnist.validation == 0
+    assert (mnist.normalization.mean, mnist.normalization.std) == (0.1307, 0.3081)
+    assert params.dataset("rot").distortion == Rotation(max_degrees=90)
+    assert params.dataset("rts").distortion == RotationTranslationScale(canvas=42)
+    assert params.dataset("rot").normalization is None  # computed on its own training split
 
 
 @pytest.mark.parametrize(
@@ -70,13 +83,76 @@ def test_default_params_are_valid() -> None:
         ("train.lr", float("inf"), r"train.lr: Input should be a finite number"),
         ("variants.cnn.layer", "coordconv", r"variants.cnn: Value error, layer, activation.*stn: false"),
         ("train.bacth_size", 64, r"train.bacth_size: unknown key \(did you mean 'batch_size'\?\)"),
-        ("seeds", [0, "one"], r"seeds.1: Input should be a valid integer"),
-        ("seeds", [0, 1.5], r"seeds.1: Input should be a valid integer"),
-        ("seeds", [1, 1], r"seeds must be distinct"),
-        ("seeds", [], r"seeds: List should have at least 1 item"),
-        ("compare.baseline", "stn-nope", r"compare.baseline 'stn-nope' is not a variant"),
+        ("studies.upright.seeds", [0, "one"], r"studies.upright.seeds.1: Input should be a valid integer"),
+        ("studies.upright.seeds", [0, 1.5], r"studies.upright.seeds.1: Input should be a valid integer"),
+        ("studies.distorted.seeds", [1, 1], r"studies.distorted.seeds: .*seeds must be distinct"),
+        ("studies.upright.seeds", [-1], r"studies.upright.seeds: .*seeds must be non-negative"),
+        ("studies.upright.seeds", [], r"studies.upright.seeds: List should have at least 1 item"),
+        ("studies.upright.variants", [], r"studies.upright.variants: List should have at least 1 item"),
+        (
+            "compare.baseline",
+            "stn-nope",
+            r"compare.baseline 'stn-nope' is not among studies.upright.variants",
+        ),
         ("trian", {}, r"trian: unknown key \(did you mean 'train'\?\)"),
+        ("seeds", [0, 1, 2], r"seeds: unknown key; valid keys: mnist, train, .*studies"),  # moved
+        ("data", {}, r"data: unknown key \(did you mean 'datasets'\?\)"),  # now `mnist`
         ("variants", {}, r"variants: Dictionary should have at least 1 item"),
+        ("datasets", {}, r"datasets: Dictionary should have at least 1 item"),
+        ("mnist.train_count", 0, r"mnist.train_count: Input should be greater than 0"),
+        (
+            "studies.distorted.datasets",
+            ["rot", "rott"],
+            r"studies.distorted.datasets: dataset 'rott' is not defined; defined: mnist, rot, rts",
+        ),
+        (
+            "studies.upright.variants",
+            ["cnn", "cnn-aug", "stn-conv"],
+            r"studies.upright: variant 'cnn-aug' re-draws the distortion \(augment: true\) "
+            r"but dataset 'mnist' has none",
+        ),
+        (
+            "evaluate.rotation_curve.datasets",
+            ["mnist", "nope"],
+            r"evaluate.rotation_curve: dataset 'nope' is not defined",
+        ),
+        ("evaluate.rotation_curve.step", 0, r"evaluate.rotation_curve.step: Input should be greater than 0"),
+        (
+            "datasets.rot.distortion",
+            {"kind": "rot", "max_degree": 90},
+            r"datasets.rot.distortion\.(rot\.)?max_degree: unknown key",
+        ),
+        (
+            "datasets.rot.distortion",
+            {"kind": "rot", "max_degrees": 200},
+            r"datasets.rot.distortion\.(rot\.)?max_degrees: Input should be less than or equal to 180",
+        ),
+        (
+            "datasets.rot.distortion",
+            {"kind": "spin"},
+            r"datasets.rot.distortion: .*'spin'.*expected tags: 'rot', 'rts', 'proj', 'elastic'",
+        ),
+        (
+            "datasets.rts.distortion",
+            {"kind": "rts", "canvas": 30},
+            r"datasets.rts.distortion(\.rts)?: .*canvas \(30\) must hold a 28x28 digit",
+        ),
+        (
+            "datasets.proj.distortion",
+            {"kind": "proj", "scale_low": 1.5, "scale_high": 1.0},
+            r"datasets.proj.distortion(\.proj)?: .*scale_low \(1.5\) must be <= scale_high \(1.0\)",
+        ),
+        (
+            "datasets.elastic.distortion",
+            {"kind": "elastic", "sd": -0.1},
+            r"datasets.elastic.distortion\.(elastic\.)?sd: Input should be greater than or equal to 0",
+        ),
+        ("datasets.rot.seeed", 3, r"datasets.rot.seeed: unknown key \(did you mean 'seed'\?\)"),
+        ("datasets.rot.validation", -1, r"datasets.rot.validation: Input should be greater than or equal"),
+        ("datasets.rot.train", {"epoch": 3}, r"datasets.rot.train.epoch: unknown key \(did you mean 'epochs"),
+        ("datasets.rot.train", {"epochs": 0}, r"datasets.rot.train.epochs: Input should be greater than 0"),
+        ("datasets.rot.normalization", {"mean": 0.1, "std": 0}, r"datasets.rot.normalization.std: Input"),
+        ("datasets.Rot", {}, r"datasets: .*name 'Rot' must be lower-case"),
     ],
 )
 def test_bad_params_name_the_key(path: str, value: object, message: str) -> None:
@@ -86,8 +162,55 @@ def test_bad_params_name_the_key(path: str, value: object, message: str) -> None
 
 
 def test_unknown_variant_name() -> None:
-    with pytest.raises(ParamsError, match="variants.stn-foo: no such variant; defined: cnn, stn-conv"):
+    with pytest.raises(ParamsError, match="variants.stn-foo: no such variant; defined: cnn, cnn-aug, stn-"):
         parse_params(DEFAULT).variant("stn-foo")
+
+
+def test_unknown_dataset_name() -> None:
+    params = parse_params(DEFAULT)
+    with pytest.raises(ParamsError, match="datasets.rott: no such dataset; defined: mnist, rot, rts"):
+        params.dataset("rott")
+    with pytest.raises(ParamsError, match="datasets.rott: no such dataset"):
+        params.train_for("rott")
+
+
+def test_unknown_dataset_in_a_study() -> None:
+    raw = _with("studies.upright.datasets", ["mnist", "mnist-big"])
+    with pytest.raises(ParamsError, match=r"studies.upright.datasets: dataset 'mnist-big' is not defined"):
+        parse_params(raw)
+
+
+def test_augment_variant_needs_a_distortion() -> None:
+    raw = _with("studies.distorted.datasets", ["rot", "mnist"])  # cnn-aug is in the distorted study
+    with pytest.raises(ParamsError, match=r"'cnn-aug' re-draws the distortion.*dataset 'mnist' has none"):
+        parse_params(raw)
+    parse_params(_with("studies.distorted.datasets", ["rot", "rts"]))  # every dataset distorted: fine
+
+
+def test_train_overrides_apply_per_dataset() -> None:
+    params = parse_params(DEFAULT)
+    assert params.train_for("mnist") == params.train  # no overrides
+    rot = params.train_for("rot")
+    assert isinstance(rot, TrainParams)
+    assert (rot.epochs, rot.momentum, rot.schedule) == (10, 0.9, "cosine")
+    kept = ("lr", "batch_size", "threads", "device", "channels_last")
+    assert all(getattr(rot, key) == getattr(params.train, key) for key in kept)
+    assert params.train.epochs == 50 and params.train.momentum == 0.0  # the section itself is unchanged
+    custom = parse_params(_with("datasets.mnist.train", {"lr": 0.05, "batch_size": 128}))
+    assert (custom.train_for("mnist").lr, custom.train_for("mnist").batch_size) == (0.05, 128)
+    assert custom.train_for("mnist").epochs == 50
+
+
+def test_dataset_defaults() -> None:
+    raw = _with("datasets.plain", {})
+    spec = parse_params(raw).dataset("plain")
+    assert (spec.source, spec.distortion, spec.seed, spec.validation, spec.normalization) == (
+        "mnist",
+        None,
+        0,
+        5000,
+        None,
+    )
 
 
 def test_params_file_problems(tmp_path) -> None:

@@ -40,8 +40,17 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
         expected |= {f"train-{study}@{run}", f"evaluate-{study}@{run}"}
     assert _ran(first.stdout) == expected
     meta = json.loads((project / "data" / "rts" / "meta.json").read_text())
-    assert meta["image_size"] == [42, 42] and meta["counts"] == {"train": N_TRAIN - 64, "val": 64, "test": N_TEST}
-    for dataset, variant in [("mnist", "cnn"), ("mnist", "stn-conv"), ("rts", "cnn-aug"), ("rts", "stn-conv")]:
+    assert meta["image_size"] == [42, 42] and meta["counts"] == {
+        "train": N_TRAIN - 64,
+        "val": 64,
+        "test": N_TEST,
+    }
+    for dataset, variant in [
+        ("mnist", "cnn"),
+        ("mnist", "stn-conv"),
+        ("rts", "cnn-aug"),
+        ("rts", "stn-conv"),
+    ]:
         run = f"{dataset}/{variant}-s0"
         metrics = json.loads((project / "metrics" / "eval" / f"{run}.json").read_text())
         assert 0 <= metrics["accuracy"] <= 1 and metrics["n"] == N_TEST
@@ -81,7 +90,11 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     edited = yaml.safe_load((project / "params.yaml").read_text())
     edited["datasets"]["rts"]["distortion"]["max_degrees"] = 30
     (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
-    assert _pending(project) == {"prepare@rts", "train-distorted@rts-cnn-aug-0", "train-distorted@rts-stn-conv-0"}
+    assert _pending(project) == {
+        "prepare@rts",
+        "train-distorted@rts-cnn-aug-0",
+        "train-distorted@rts-stn-conv-0",
+    }
     subprocess.run(["git", "checkout", "params.yaml"], cwd=project, check=True)
     # Editing one variant reruns that variant's runs on every dataset, and the report.
     edited = yaml.safe_load((project / "params.yaml").read_text())
@@ -107,7 +120,11 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
 def _pending(project: Path) -> set[str]:
     """Stages `dvc status` reports as changed (their own deps/params, not just upstream ones)."""
     status = json.loads(dvc(project, "status", "--json").stdout or "{}")
-    return {name for name, changes in status.items() if any("changed deps" in c for c in changes if isinstance(c, dict))}
+    return {
+        name
+        for name, changes in status.items()
+        if any("changed deps" in c for c in changes if isinstance(c, dict))
+    }
 
 
 def _start_repro(project: Path, env: dict, *targets: str) -> subprocess.Popen:
@@ -168,7 +185,9 @@ def test_second_concurrent_repro_is_refused(tiny_mirror: Path, tmp_path: Path) -
     assert "Unable to acquire lock" in message or ("is busy" in message and "rwlock" in message), message
     output = first.communicate(timeout=300)[0]
     assert first.returncode == 0, output
-    assert json.loads((project / "metrics" / "eval" / "mnist" / "stn-conv-s0.json").read_text())["n"] == N_TEST
+    assert (
+        json.loads((project / "metrics" / "eval" / "mnist" / "stn-conv-s0.json").read_text())["n"] == N_TEST
+    )
 
 
 def test_bad_params_rejected_before_anything_runs(tiny_mirror: Path, tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from stn.models.builder import InputShape, build_model
 from stn.models.localization import SpatialTransformer
 from stn.models.transforms import TRANSFORMS, sampling_grid
-from stn.training.optim import build_optimizer, lr_factor, set_epoch_lr
 from stn.params import TrainParams
+from stn.training.optim import build_optimizer, lr_factor, set_epoch_lr
 from stn.variant import VariantSpec
 
 SIZES = [(28, 28), (42, 42)]
@@ -60,7 +60,9 @@ def test_cnn_sizes_follow_the_input() -> None:
 
 def test_similarity_is_a_rotation_and_scale() -> None:
     angle, scale = 0.3, 1.5
-    p = torch.tensor([[scale * torch.cos(torch.tensor(angle)), scale * torch.sin(torch.tensor(angle)), 0.1, -0.2]])
+    p = torch.tensor(
+        [[scale * torch.cos(torch.tensor(angle)), scale * torch.sin(torch.tensor(angle)), 0.1, -0.2]]
+    )
     m = TRANSFORMS["similarity"].matrix(p)[0, :2, :2]
     torch.testing.assert_close(m.T @ m, scale**2 * torch.eye(2))
 
@@ -84,7 +86,9 @@ def test_inverse_compositional_output_is_one_warp_with_the_composed_matrix() -> 
     family = stn.family
     matrix = torch.eye(3, dtype=x.dtype).expand(4, 3, 3)
     for step in range(3):
-        current = x if step == 0 else F.grid_sample(x, sampling_grid(matrix, x.shape, False), align_corners=False)
+        current = (
+            x if step == 0 else F.grid_sample(x, sampling_grid(matrix, x.shape, False), align_corners=False)
+        )
         matrix = matrix @ family.matrix(stn.predict(current))
     torch.testing.assert_close(stn.transform(x), matrix)
     once = F.grid_sample(x, sampling_grid(matrix, x.shape, False), align_corners=False)

@@ -19,8 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from stn.datasets.distortions.registry import DISTORTIONS, DistortionSpec
 from stn.errors import ParamsError
-from stn.datasets.distortions.registry import DistortionSpec
 from stn.variant import VariantSpec
 
 NAME = r"^[a-z0-9][a-z0-9_-]*$"
@@ -110,6 +110,13 @@ class Studies(_Strict):
     upright: StudySpec
     distorted: StudySpec
 
+    @field_validator("upright")
+    @classmethod
+    def _one_upright_dataset(cls, study: StudySpec) -> StudySpec:
+        if len(study.datasets) != 1:
+            raise ValueError(f"the upright study runs on exactly one dataset, got {study.datasets}")
+        return study
+
 
 class RotationCurveParams(_Strict):
     datasets: list[str] = Field(["mnist", "rot"], description="runs on these datasets get the curve")
@@ -148,11 +155,17 @@ class StudyParams(_Strict):
         def check(kind: str, names: list[str], defined: dict, where: str) -> None:
             for name in names:
                 if name not in defined:
-                    raise ValueError(f"{where}: {kind} {name!r} is not defined; defined: {', '.join(defined)}")
+                    known = ", ".join(defined)
+                    raise ValueError(f"{where}: {kind} {name!r} is not defined; defined: {known}")
 
         for study_name, study in (("upright", self.studies.upright), ("distorted", self.studies.distorted)):
             check("dataset", study.datasets, self.datasets, f"studies.{study_name}.datasets")
-            check("variant", study.variants + [self.compare.baseline], self.variants, f"studies.{study_name}")
+            check("variant", study.variants, self.variants, f"studies.{study_name}.variants")
+            if self.compare.baseline not in study.variants:
+                raise ValueError(
+                    f"compare.baseline {self.compare.baseline!r} is not among studies.{study_name}.variants "
+                    f"({', '.join(study.variants)}); every comparison is against it"
+                )
             for variant in study.variants:
                 for dataset in study.datasets:
                     if self.variants[variant].augment and self.datasets[dataset].distortion is None:
@@ -185,6 +198,9 @@ def _known_keys(loc: tuple) -> list[str]:
     parts = [str(p) for p in loc[:-1]]
     i = 0
     while i < len(parts):
+        if model is DatasetSpec and parts[i] == "distortion" and i + 1 < len(parts):
+            model, i = DISTORTIONS.get(parts[i + 1], DatasetSpec), i + 2  # skip the union's tag
+            continue
         if model is StudyParams and parts[i] in ("variants", "datasets"):
             model, i = (VariantSpec if parts[i] == "variants" else DatasetSpec), i + 2  # skip the name
             continue

@@ -1,4 +1,4 @@
-"""Pictures: what the STN does to its input, confusion matrices, variant comparisons."""
+"""Study-level pictures: variant comparisons across seeds, training curves (no models needed)."""
 
 from __future__ import annotations
 
@@ -10,46 +10,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
 
 from stn.atomic import write_with  # noqa: E402
-from stn.datasets.normalization import Normalization  # noqa: E402
-from stn.models.builder import STNClassifier  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
     write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
     plt.close(fig)
-
-
-@torch.inference_mode()
-def stn_figure(
-    model: STNClassifier, images: np.ndarray, normalization: Normalization, title: str
-) -> plt.Figure:
-    """A batch of test inputs beside the STN's output, shown in pixel space."""
-    model.eval()
-    device = next(model.parameters()).device
-    x = normalization(images).to(device)
-    warped = model.transform(x)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
-    for ax, batch, name in zip(axes, (x, warped), ("input", "transformed"), strict=False):
-        grid = make_grid(normalization.invert(batch).cpu(), nrow=int(np.ceil(np.sqrt(len(batch)))), padding=2)
-        ax.imshow(grid.permute(1, 2, 0).numpy())
-        ax.set_title(name)
-        ax.axis("off")
-    if model.stn is None:
-        title += " (no spatial transformer: output = input)"
-    fig.suptitle(title)
-    return fig
-
-
-def confusion_figure(matrix: np.ndarray, title: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(7, 6))
-    ConfusionMatrixDisplay(matrix, display_labels=range(10)).plot(ax=ax, colorbar=False, values_format="d")
-    ax.set_title(title)
-    return fig
 
 
 def accuracy_figure(runs: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:

@@ -20,7 +20,6 @@ from scipy import stats
 
 from stn.atomic import write_json
 from stn.errors import StnError
-from stn.analysis.evaluate import load_predictions
 from stn.layout import RunPaths
 
 # The original study's single 50-epoch runs (its README), for the results table.
@@ -157,7 +156,7 @@ def paired_comparisons(
 
 
 def _correct(paths: RunPaths) -> np.ndarray:
-    predictions = load_predictions(paths.predictions)
+    predictions = pd.read_csv(paths.predictions)
     return (predictions["actual"] == predictions["predicted"]).to_numpy()
 
 

@@ -112,7 +112,11 @@ def identify(source: Path, digests: dict[str, str]) -> dict:
     """
     md5_ok = all(check_integrity(str(source / name), md5) for name, md5 in MNIST.resources)
     if md5_ok:
-        return {"identity": "official", "official_mnist": True, "note": "the official MNIST files (md5-checked)"}
+        return {
+            "identity": "official",
+            "official_mnist": True,
+            "note": "the official MNIST files (md5-checked)",
+        }
     if digests == OFFLINE_COPY_SHA256:
         return {"identity": "offline-copy", "official_mnist": False, "note": OFFLINE_COPY_NOTE}
     unknown = sorted(name for name, digest in digests.items() if OFFICIAL_SHA256.get(name) != digest)
@@ -155,7 +159,10 @@ def prepare_mnist(out_dir: Path, counts: dict[str, int], mirror: str | None = No
         "files": {},
     }
     digests = {}
-    with tempfile.TemporaryDirectory(prefix="mnist-download-") as download_dir, staged_folder(out_dir) as staged:
+    with (
+        tempfile.TemporaryDirectory(prefix="mnist-download-") as download_dir,
+        staged_folder(out_dir) as staged,
+    ):
         source = fetch_raw(Path(download_dir), mirror)
         for split in MNIST_FILES:
             images, labels = _read_checked(source, split, counts[split])

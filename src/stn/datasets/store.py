@@ -84,7 +84,9 @@ class DatasetMeta:
 def read_meta(folder: Path) -> DatasetMeta:
     path = Path(folder) / META
     if not path.is_file():
-        raise DataError(f"{path}: not found; prepare the dataset first (dvc repro prepare@{Path(folder).name})")
+        raise DataError(
+            f"{path}: not found; prepare the dataset first (dvc repro prepare@{Path(folder).name})"
+        )
     raw = json.loads(path.read_text())
     return DatasetMeta(
         name=raw["name"],

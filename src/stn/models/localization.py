@@ -79,7 +79,9 @@ class SpatialTransformer(nn.Module):
         grid = sampling_grid(matrix, tuple(size), self.align_corners)
         if self.padding == "background":
             # grid_sample pads with 0; shifting by the background makes the padding the background.
-            return F.grid_sample(x - self.background, grid, align_corners=self.align_corners) + self.background
+            return (
+                F.grid_sample(x - self.background, grid, align_corners=self.align_corners) + self.background
+            )
         return F.grid_sample(x, grid, align_corners=self.align_corners)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
