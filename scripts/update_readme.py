@@ -1,26 +1,53 @@
-"""Copy the generated results (reports/results.md) into the README between its markers."""
+"""Copy the generated results into the README between its markers.
+
+    <!-- results:begin --> ... <!-- results:end -->      from reports/results.md (upright MNIST)
+    <!-- benchmark:begin --> ... <!-- benchmark:end -->  from reports/benchmark.md (distorted MNIST)
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def _tables(report: str) -> list[str]:
+    return [t.strip() for t in re.findall(r"(?:^\|.*\|\n)+", report, flags=re.M)]
 
 
 def results_block(report: str) -> str:
-    """The report's data note and its two tables, as they appear in the README."""
+    """The upright report's data note and its headline table."""
     note = re.search(r"^Data: .*?(?=\n\n)", report, flags=re.M | re.S)
-    tables = re.findall(r"(?:^\|.*\|\n)+", report, flags=re.M)
-    parts = ([note.group(0)] if note else []) + [t.strip() for t in tables[:2]]
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(([note.group(0)] if note else []) + _tables(report)[:1]) + "\n"
+
+
+def benchmark_block(report: str) -> str:
+    """The benchmark's test-error table (with the paper's numbers) and its verdicts."""
+    error = next(t for t in _tables(report) if "*paper: CNN*" in t)
+    verdicts = re.findall(r"^- \*\*.*$", report, flags=re.M)
+    return error + "\n\n" + "\n".join(verdicts) + "\n"
+
+
+BLOCKS = {
+    "results": ("reports/results.md", results_block),
+    "benchmark": ("reports/benchmark.md", benchmark_block),
+}
+
+
+def fill(readme: str, name: str, block: str) -> str:
+    begin, end = markers(name)
+    start, stop = readme.index(begin) + len(begin), readme.index(end)
+    return readme[:start] + "\n" + block + readme[stop:]
 
 
 def main() -> None:
     readme = Path("README.md").read_text()
-    block = results_block(Path("reports/results.md").read_text())
-    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    Path("README.md").write_text(readme[:start] + "\n" + block + readme[end:])
+    for name, (report, extract) in BLOCKS.items():
+        readme = fill(readme, name, extract(Path(report).read_text()))
+    Path("README.md").write_text(readme)
 
 
 if __name__ == "__main__":

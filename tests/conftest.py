@@ -61,12 +61,12 @@ def tiny_params(
     variants: tuple[str, ...] = ("cnn", "stn-conv"),
     seeds=(0,),
     distorted: tuple[str, ...] = ("rot",),
-    distorted_variants: tuple[str, ...] = ("cnn",),
+    distorted_variants: tuple[str, ...] = ("stn-conv",),
 ) -> dict:
     """The project's params.yaml, cut down to tiny data and short runs.
 
     `distorted` names datasets of params.yaml for the distorted study (each with a tiny
-    validation split); by default one cheap run on `rot`, so that every stage exists.
+    validation split); by default one run of the baseline on `rot`, so that every stage exists.
     """
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["mnist"] = {"train_count": N_TRAIN, "test_count": N_TEST}

@@ -179,18 +179,21 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path, monkeypatch) -> 
     assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
 
 
-def test_readme_results_are_the_generated_ones() -> None:
-    """The README's results tables are copied verbatim from the committed report."""
+@pytest.mark.parametrize("name", ["results", "benchmark"])
+def test_readme_results_are_the_generated_ones(name: str) -> None:
+    """The README's results tables are copied verbatim from the committed reports."""
     import sys
 
     from conftest import ROOT
 
     sys.path.insert(0, str(ROOT / "scripts"))
-    from update_readme import BEGIN, END, results_block
+    from update_readme import BLOCKS, markers
 
-    report = ROOT / "reports" / "results.md"
+    path, extract = BLOCKS[name]
+    report = ROOT / path
     readme = (ROOT / "README.md").read_text()
     if not report.is_file():
         pytest.skip("no study results committed yet")
-    inside = readme[readme.index(BEGIN) + len(BEGIN) : readme.index(END)]
-    assert inside.strip() == results_block(report.read_text()).strip()
+    begin, end = markers(name)
+    inside = readme[readme.index(begin) + len(begin) : readme.index(end)]
+    assert inside.strip() == extract(report.read_text()).strip()

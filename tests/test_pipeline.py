@@ -34,7 +34,15 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     first = dvc(project, "repro", env=env)
     runs = {"mnist-cnn-0", "mnist-stn-conv-0", "rts-cnn-aug-0", "rts-stn-conv-0"}
     upright = {r for r in runs if r.startswith("mnist")}
-    expected = {"download", "prepare@mnist", "prepare@rts", "compare"}
+    expected = {
+        "download",
+        "prepare@mnist",
+        "prepare@rts",
+        "samples@mnist",
+        "samples@rts",
+        "compare",
+        "benchmark",
+    }
     for run in runs:
         study = "upright" if run in upright else "distorted"
         expected |= {f"train-{study}@{run}", f"evaluate-{study}@{run}"}
@@ -78,6 +86,13 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     assert provenance["files"]["train-images-idx3-ubyte.gz"]["items"] == N_TRAIN
     assert provenance["identity"] == "unknown"
     assert (project / "plots" / "compare" / "accuracy.png").read_bytes().startswith(PNG)
+    benchmark = (project / "reports" / "benchmark.md").read_text()
+    assert "| cnn-aug | " in benchmark and "*paper: ST-CNN affine*" in benchmark
+    assert "- **rts**: `stn-conv` against `cnn-aug`:" in benchmark
+    assert (project / "plots" / "benchmark" / "error-rts.png").read_bytes().startswith(PNG)
+    assert (project / "plots" / "datasets" / "rts.png").read_bytes().startswith(PNG)
+    headline = json.loads((project / "metrics" / "distorted" / "rts-stn-conv.json").read_text())
+    assert headline["seeds"] == 1 and 0 <= headline["acc"] <= 100
     assert not list((project / "checkpoints").rglob("*.pt"))  # removed once a run completes
 
     dvc(project, "plots", "show", "-o", str(tmp_path / "plots-html"))
@@ -90,7 +105,8 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     edited = yaml.safe_load((project / "params.yaml").read_text())
     edited["datasets"]["rts"]["distortion"]["max_degrees"] = 30
     (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
-    assert _pending(project) == {
+    assert _pending(project) == {  # and the benchmark report, which describes every dataset
+        "benchmark",
         "prepare@rts",
         "train-distorted@rts-cnn-aug-0",
         "train-distorted@rts-stn-conv-0",
@@ -104,6 +120,7 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
         "train-upright@mnist-stn-conv-0",
         "train-distorted@rts-stn-conv-0",
         "compare",
+        "benchmark",
     }
     second = dvc(project, "repro", env=env)
     assert _ran(second.stdout) == {
@@ -112,9 +129,11 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
         "evaluate-upright@mnist-stn-conv-0",
         "evaluate-distorted@rts-stn-conv-0",
         "compare",
+        "benchmark",
     }
     diff = dvc(project, "metrics", "diff", "--json").stdout
-    assert "metrics/upright/stn-conv.json" in diff and "cnn" not in diff
+    assert "metrics/upright/stn-conv.json" in diff and "metrics/distorted/rts-stn-conv.json" in diff
+    assert "cnn" not in diff
 
 
 def _pending(project: Path) -> set[str]:
@@ -230,6 +249,6 @@ def test_side_by_side_repro_equals_plain_repro(tiny_mirror: Path, tmp_path: Path
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 training stages to run on 2 workers" in result.stdout
     assert dvc(side, "status").stdout.strip().startswith("Data and pipelines are up to date")
-    for run in ("mnist/cnn-s0", "mnist/stn-conv-s0", "rot/cnn-s0"):
+    for run in ("mnist/cnn-s0", "mnist/stn-conv-s0", "rot/stn-conv-s0"):
         name = f"metrics/eval/{run}.json"
         assert (side / name).read_text() == (plain / name).read_text()

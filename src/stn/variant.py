@@ -22,11 +22,17 @@ class VariantSpec(BaseModel):
 
     stn: bool = Field(True, description="put a spatial transformer in front of the classifier")
     layer: Literal["conv", "coordconv"] = Field("conv", description="conv layers of the localization net")
-    activation: Literal["relu", "leakyrelu"] = Field("relu", description="activation of the localization net")
+    # "identity" is what the original study's nn.LeakyReLU(True) computed: slope 1, no nonlinearity.
+    activation: Literal["relu", "leakyrelu", "identity"] = Field(
+        "relu", description="activation of the localization net"
+    )
     negative_slope: float = Field(
         0.01, gt=0.0, lt=1.0, description="Leaky ReLU slope; 1 would make it linear"
     )
     coord_radius: bool = Field(False, description="CoordConv also adds a radius channel")
+    classifier_layer: Literal["conv", "coordconv"] = Field(
+        "conv", description="conv layers of the classifier (the original study's early CoordConv runs)"
+    )
     align_corners: bool = Field(False, description="affine_grid/grid_sample convention")
     transform: TransformName = Field("affine", description="the transform family the STN predicts")
     output_size: tuple[PositiveInt, PositiveInt] | None = Field(

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from stn.analysis.significance import holm, mcnemar_exact
 from stn.atomic import write_json
 from stn.errors import StnError
 from stn.layout import RunPaths
@@ -47,6 +48,7 @@ def load_runs(dataset: str, variants: list[str], seeds: list[int], root: Path = 
                     "seed": seed,
                     "accuracy": m["accuracy"],
                     "loss": m["loss"],
+                    "parameters": m.get("parameters"),
                 }
             )
     return pd.DataFrame(rows)
@@ -105,15 +107,6 @@ def summarize_variants(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[int, int, float]:
-    """Discordant counts (only a right, only b right) and the exact two-sided p-value."""
-    only_a = int(np.sum(correct_a & ~correct_b))
-    only_b = int(np.sum(~correct_a & correct_b))
-    if only_a + only_b == 0:
-        return only_a, only_b, 1.0
-    return only_a, only_b, float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
-
-
 def paired_comparisons(
     runs: pd.DataFrame, baseline: str, seeds: list[int], root: Path = Path(".")
 ) -> pd.DataFrame:
@@ -152,7 +145,14 @@ def paired_comparisons(
                 "mcnemar_p_per_seed": pvalues,
             }
         )
-    return pd.DataFrame(rows)
+    return with_holm(pd.DataFrame(rows))
+
+
+def with_holm(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """Add Holm-adjusted paired-t p-values over all the comparisons in the table."""
+    out = comparisons.copy()
+    out["paired_t_p_holm"] = holm(out["paired_t_p"].to_numpy()) if len(out) else []
+    return out
 
 
 def _correct(paths: RunPaths) -> np.ndarray:

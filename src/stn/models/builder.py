@@ -37,7 +37,7 @@ class STNClassifier(nn.Module):
         self.spec, self.shape = spec, shape
         self.stn = SpatialTransformer(spec, shape.size, background=shape.background) if spec.stn else None
         classifier_size = self.stn.out_size if self.stn is not None else shape.size
-        self.classifier = Classifier(classifier_size, shape.classes)
+        self.classifier = Classifier(classifier_size, shape.classes, spec.classifier_layer)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """What the classifier sees: the STN's output, or the input itself for a plain CNN."""

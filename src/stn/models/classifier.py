@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stn.models.coordconv import CoordConv2d
 from stn.models.single_input_conv import SingleInputConv2d
 
 
@@ -17,14 +18,18 @@ def _after_conv_pool(size: int) -> int:
 class Classifier(nn.Module):
     """conv 5x5 -> pool -> ReLU -> conv 5x5 -> dropout -> pool -> ReLU -> fc 50 -> fc classes."""
 
-    def __init__(self, in_size: tuple[int, int] = (28, 28), classes: int = 10) -> None:
+    def __init__(self, in_size: tuple[int, int] = (28, 28), classes: int = 10, layer: str = "conv") -> None:
         super().__init__()
         height, width = (_after_conv_pool(_after_conv_pool(s)) for s in in_size)
         if height < 1 or width < 1:
             raise ValueError(f"the classifier needs inputs of at least 16x16 pixels, got {in_size}")
-        # nn.Conv2d(1, 10, 5) with a faster input gradient (it feeds the STN's gradient).
-        self.conv1 = SingleInputConv2d(10, kernel_size=5)
-        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+        if layer == "coordconv":  # coordinate channels into both convolutions
+            self.conv1: nn.Module = CoordConv2d(1, 10, 5)
+            self.conv2: nn.Module = CoordConv2d(10, 20, 5)
+        else:
+            # nn.Conv2d(1, 10, 5) with a faster input gradient (it feeds the STN's gradient).
+            self.conv1 = SingleInputConv2d(10, kernel_size=5)
+            self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
         self.conv2_drop = nn.Dropout2d()
         self.fc1 = nn.Linear(20 * height * width, 50)  # 320 for 28x28 inputs
         self.fc2 = nn.Linear(50, classes)

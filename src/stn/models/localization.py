@@ -18,6 +18,8 @@ def _conv(spec: VariantSpec, in_channels: int, out_channels: int, kernel_size: i
 
 
 def _activation(spec: VariantSpec) -> nn.Module:
+    if spec.activation == "identity":  # the original study's LeakyReLU(True): slope 1
+        return nn.Identity()
     if spec.activation == "leakyrelu":
         # negative_slope by keyword: LeakyReLU(True) would mean slope 1 (no nonlinearity).
         return nn.LeakyReLU(negative_slope=spec.negative_slope)

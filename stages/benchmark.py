@@ -1,0 +1,60 @@
+"""Stage benchmark: the distorted-MNIST study: summary, comparisons, figures, reports/benchmark.md."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from stn.analysis.benchmark import (
+    compare_all,
+    error_figure,
+    load_rotation_curves,
+    load_study,
+    rotation_figure,
+    summarize,
+)
+from stn.analysis.benchmark_report import benchmark_report
+from stn.analysis.figures import save_figure
+from stn.analysis.stats import write_summary
+from stn.atomic import write_text
+from stn.entry import run_main
+from stn.layout import PROVENANCE, RunPaths
+from stn.params import load_params
+
+FIGURES = Path("plots/benchmark")
+
+
+def main() -> None:
+    params = load_params()
+    study, upright = params.studies.distorted, params.studies.upright
+    runs = load_study(study.datasets, study.variants, study.seeds)
+    summary = summarize(runs)
+    comparisons = compare_all(runs, params.compare.baseline, study.seeds)
+    for dataset, rows in summary.groupby("dataset", sort=False):
+        write_summary(Path("metrics/distorted"), rows.set_index("variant"), prefix=f"{dataset}-")
+    histories = pd.concat(
+        [
+            pd.read_csv(RunPaths(d, v, s).history).assign(dataset=d, variant=v, seed=s)
+            for d in study.datasets
+            for v in study.variants
+            for s in study.seeds
+        ],
+        ignore_index=True,
+    )
+    kinds = {d: params.dataset(d).distortion.kind for d in study.datasets}
+    for d in study.datasets:
+        save_figure(error_figure(runs, summary, d, kinds[d]), FIGURES / f"error-{d}.png")
+    curve_sets = params.evaluate.rotation_curve.datasets
+    variants = {d: upright.variants if d in upright.datasets else study.variants for d in curve_sets}
+    seeds = {d: upright.seeds if d in upright.datasets else study.seeds for d in curve_sets}
+    curves = load_rotation_curves(curve_sets, variants, seeds)
+    if len(curves):
+        save_figure(rotation_figure(curves), FIGURES / "rotation.png")
+    provenance = json.loads(PROVENANCE.read_text())
+    report = benchmark_report(params, runs, summary, comparisons, histories, curves, kinds, provenance)
+    write_text("reports/benchmark.md", report)
+    print(report.split("## ")[2])
+
+
+if __name__ == "__main__":
+    run_main(main)
