@@ -78,7 +78,7 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     assert list(curve["angle"]) == [0, 90, 180]
     assert not (project / "plots" / "rotation" / "rts").exists()
     summary = json.loads((project / "metrics" / "upright" / "stn-conv.json").read_text())
-    assert set(summary) == {"seeds", "acc", "sd", "ci_low", "ci_high", "nll"}
+    assert set(summary) == {"seeds", "acc", "sd", "ci_low", "ci_high", "nll", "ece", "macro_f1"}
     report = (project / "reports" / "results.md").read_text()
     assert "| stn-conv |" in report and f"Data: MNIST from {tiny_mirror}" in report
     assert "NOT the official MNIST" in report  # a 384-image subset is not MNIST as published

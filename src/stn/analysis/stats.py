@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stn.analysis.significance import holm, mcnemar_exact
+from stn.analysis.calibration import ece_from_predictions
+from stn.analysis.classification import macro_f1, per_class_accuracy_table
+from stn.analysis.significance import holm, mcnemar_exact, minimum_detectable_difference
 from stn.atomic import write_json
 from stn.errors import StnError
 from stn.layout import RunPaths
@@ -41,6 +43,8 @@ def load_runs(dataset: str, variants: list[str], seeds: list[int], root: Path = 
             if not path.is_file():
                 raise StnError(f"{path}: missing; run dvc repro to evaluate {dataset} {variant} seed {seed}")
             m = json.loads(path.read_text())
+            predictions = pd.read_csv(RunPaths(dataset, variant, seed, root).predictions)
+            actual, predicted = predictions["actual"].to_numpy(), predictions["predicted"].to_numpy()
             rows.append(
                 {
                     "dataset": dataset,
@@ -49,6 +53,8 @@ def load_runs(dataset: str, variants: list[str], seeds: list[int], root: Path = 
                     "accuracy": m["accuracy"],
                     "loss": m["loss"],
                     "parameters": m.get("parameters"),
+                    "ece": ece_from_predictions(predictions) if "confidence" in predictions else float("nan"),
+                    "macro_f1": macro_f1(actual, predicted),
                 }
             )
     return pd.DataFrame(rows)
@@ -82,6 +88,8 @@ def headline(row: pd.Series) -> dict:
         "ci_low": pct(row["ci95_low"]),
         "ci_high": pct(row["ci95_high"]),
         "nll": round(float(row["loss_mean"]), 4),
+        "ece": pct(row["ece_mean"]),
+        "macro_f1": round(float(row["macro_f1_mean"]), 4),
     }
 
 
@@ -103,6 +111,8 @@ def summarize_variants(runs: pd.DataFrame) -> pd.DataFrame:
             "ci95_high": high,
             "loss_mean": group["loss"].mean(),
             "loss_std": group["loss"].std(ddof=1) if len(group) > 1 else float("nan"),
+            "ece_mean": group["ece"].mean(),
+            "macro_f1_mean": group["macro_f1"].mean(),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -143,6 +153,12 @@ def paired_comparisons(
                 "only_variant_right": only_v,
                 "only_baseline_right": only_b,
                 "mcnemar_p_per_seed": pvalues,
+                # The smallest true difference this many seeds detect with 80% power, given the spread.
+                "detectable": (
+                    minimum_detectable_difference(float(diff.std(ddof=1)), len(diff))
+                    if len(diff) > 1 and diff.std(ddof=1) > 0
+                    else float("nan")
+                ),
             }
         )
     return with_holm(pd.DataFrame(rows))
@@ -185,18 +201,70 @@ def results_table(summary: pd.DataFrame) -> str:
 
 def comparisons_table(comparisons: pd.DataFrame) -> str:
     lines = [
-        "| variant − baseline | accuracy diff (pp, mean over seeds) | 95% CI | paired t p "
-        "| images only variant right / only baseline right | McNemar p per seed |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| variant − baseline | accuracy diff (pp, mean over seeds) | 95% CI | paired t p | Holm p "
+        "| detectable diff (pp, 80% power) | images only variant right / only baseline right "
+        "| McNemar p per seed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for _, row in comparisons.iterrows():
         ps = ", ".join(f"{p:.3g}" for p in row["mcnemar_p_per_seed"])
         p_t = "n/a" if np.isnan(row["paired_t_p"]) else f"{row['paired_t_p']:.3g}"
+        p_h = "n/a" if np.isnan(row["paired_t_p_holm"]) else f"{row['paired_t_p_holm']:.3g}"
+        mdd = "n/a" if np.isnan(row["detectable"]) else f"{100 * row['detectable']:.2f}"
         lines.append(
             f"| {row['variant']} − {row['baseline']} | {100 * row['diff_mean']:+.3f} "
-            f"| {100 * row['diff_ci95_low']:+.3f} to {100 * row['diff_ci95_high']:+.3f} | {p_t} "
-            f"| {row['only_variant_right']} / {row['only_baseline_right']} | {ps} |"
+            f"| {100 * row['diff_ci95_low']:+.3f} to {100 * row['diff_ci95_high']:+.3f} | {p_t} | {p_h} "
+            f"| {mdd} | {row['only_variant_right']} / {row['only_baseline_right']} | {ps} |"
         )
+    return "\n".join(lines)
+
+
+def per_class_means(dataset: str, variants: list[str], seeds: list[int], root: Path = Path(".")) -> dict:
+    """Per-class test accuracy of each variant, mean over seeds (keys: the digit as a string)."""
+    out = {}
+    for variant in variants:
+        per_seed = [
+            json.loads(RunPaths(dataset, variant, s, root).metrics.read_text())["per_class_accuracy"]
+            for s in seeds
+        ]
+        out[variant] = pd.DataFrame(per_seed).mean().rename(index=int)
+    return out
+
+
+def quality_table(summary: pd.DataFrame) -> str:
+    """Calibration and per-class balance beside accuracy: ECE (15 bins) and macro-F1, mean over seeds."""
+    lines = [
+        "| variant | expected calibration error (%) | macro-F1 | test NLL |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for variant, row in summary.iterrows():
+        lines.append(
+            f"| {variant} | {100 * row['ece_mean']:.3f} | {row['macro_f1_mean']:.4f} "
+            f"| {row['loss_mean']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def original_side_by_side(runs: pd.DataFrame) -> str:
+    """Each of the original study's single runs beside the matching variant's seeds."""
+    lines = [
+        "| original study (1 run) | matching variant | our seeds: accuracy % | where the original falls |",
+        "| --- | --- | --- | --- |",
+    ]
+    for variant, (accuracy, loss) in ORIGINAL_STUDY.items():
+        ours = runs[runs["variant"] == variant]["accuracy"]
+        if ours.empty:
+            continue
+        values = ", ".join(f"{100 * a:.2f}" for a in sorted(ours))
+        above = int((ours < accuracy).sum())
+        place = (
+            "above every seed"
+            if above == len(ours)
+            else "below every seed"
+            if above == 0
+            else f"above {above} of {len(ours)} seeds"
+        )
+        lines.append(f"| {100 * accuracy:.2f}% / NLL {loss:.4f} | {variant} | {values} | {place} |")
     return "\n".join(lines)
 
 
@@ -205,7 +273,14 @@ def data_note(provenance: dict) -> str:
     return f"Data: MNIST from {provenance['source']} — {provenance['note']}."
 
 
-def report(summary: pd.DataFrame, comparisons: pd.DataFrame, params: object, provenance: dict) -> str:
+def report(
+    summary: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    params: object,
+    provenance: dict,
+    runs: pd.DataFrame,
+    per_class: dict,
+) -> str:
     """The markdown report of the study: results, paired comparisons, and how to read them."""
     train, study = params.train_for("mnist"), params.studies.upright
     return f"""# Results
@@ -236,6 +311,24 @@ images on which exactly one of the two models is right; a small p-value in every
 two models disagree more one way than chance would allow on this test set. A difference whose
 CI straddles 0 and whose McNemar p-values are large is not distinguishable from noise here.
 
+## Per-class accuracy (%, mean over seeds), in the original study's layout
+
+{per_class_accuracy_table(per_class)}
+
+## Calibration and balance across digits
+
+{quality_table(summary)}
+
+## The original study's single runs beside our seeds
+
+{original_side_by_side(runs)}
+
+The original runs used the official training images, no fixed seed and one run each; the
+seeds above show how far one run of the same variant moves. An original number inside our
+range is one draw of the same distribution; the conclusions it supported (a ranking of Conv,
+Leaky ReLU and CoordConv) need differences larger than the detectable differences listed in
+the comparison table, which none of the variants shows.
+
 ## Why these metrics
 
 - Accuracy / error rate: the quantity the field reports on MNIST; with 10000 test images one
@@ -247,5 +340,12 @@ CI straddles 0 and whose McNemar p-values are large is not distinguishable from 
   `plots/predictions`): show whether a variant trades errors between digits (e.g. 4/9, 7/2)
   rather than removing them.
 - Mean ± sd over seeds and paired tests: the only way to tell a real difference from
-  run-to-run and test-set noise.
+  run-to-run and test-set noise. The paired t p-values are Holm-corrected over the
+  comparisons of the table (several variants against one baseline), and the detectable
+  difference (80% power at the observed seed-to-seed spread) gives "no difference" a size.
+- Expected calibration error (15 equal-width confidence bins, Guo et al. 2017): whether the
+  predicted probabilities can be trusted as probabilities. The NLL mixes this with accuracy;
+  the ECE isolates it (`plots/compare/reliability.png` shows the bins).
+- Macro-F1: precision and recall per digit, averaged with equal weight per class, so a
+  variant that buys accuracy on frequent digits at the expense of rare ones shows it.
 """

@@ -1,0 +1,285 @@
+"""DVC the way its users work with this project: metrics, experiments, queues, a shared remote.
+
+One tiny study (`upright`: cnn and stn-conv on mnist; `distorted`: cnn-aug and stn-conv on rts;
+1 epoch, 1 seed) is reproduced and committed once per module; tests that change it work on a copy.
+Tables are read as a person reads them: `COLUMNS=120`, every line at most 120 characters, no column
+collapsed to "…".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import dvc, make_project, tiny_params
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+WIDTH = 120
+HEADLINE = {
+    "metrics/upright/cnn.json",
+    "metrics/upright/stn-conv.json",
+    "metrics/distorted/rts-cnn-aug.json",
+    "metrics/distorted/rts-stn-conv.json",
+}
+PER_RUN = {
+    "metrics/eval/mnist/cnn-s0.json",
+    "metrics/eval/mnist/stn-conv-s0.json",
+    "metrics/eval/rts/cnn-aug-s0.json",
+    "metrics/eval/rts/stn-conv-s0.json",
+}
+STN_CONV_HEADLINE = {"metrics/upright/stn-conv.json", "metrics/distorted/rts-stn-conv.json"}
+STN_CONV_STAGES = {
+    "train-upright@mnist-stn-conv-0",
+    "train-distorted@rts-stn-conv-0",
+    "evaluate-upright@mnist-stn-conv-0",
+    "evaluate-distorted@rts-stn-conv-0",
+    "compare",
+    "benchmark",
+}
+# Cached by DVC (`cache: true`, the default): what `dvc push` / `dvc pull` move. Everything else the
+# pipeline writes (models, metrics, plots, reports) is `cache: false` and travels with git.
+CACHED_OUTS = {"data/raw/mnist", "data/mnist", "data/rts"}
+LOC_LR = "variants.stn-conv.loc_lr_scale"
+# A readable `dvc exp show` in 120 columns: only columns that differ between the rows shown
+# (--only-changed), without the dependency hashes (columns named by a path with no ':'), the
+# Created/State/Executor columns, NLL and seed counts, and one of the two studies at a time.
+DROP_COMMON = r"Created|State|Executor|.*:(nll|seeds)|[^:]+/[^:]*$"
+EXP_SHOW = ("exp", "show", "--no-pager", "--only-changed", "--drop")
+EXP_SHOW_UPRIGHT = (*EXP_SHOW, DROP_COMMON + "|metrics/distorted")
+EXP_SHOW_DISTORTED = (*EXP_SHOW, DROP_COMMON + "|metrics/upright")
+
+
+def _env(mirror: Path | str | None, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "MNIST_MIRROR"}
+    if mirror is not None:
+        env["MNIST_MIRROR"] = str(mirror)
+    return {**env, "COLUMNS": str(WIDTH), **extra}
+
+
+def _ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def _git(project: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=project, check=True, capture_output=True, text=True).stdout
+
+
+def _commit(project: Path, message: str) -> None:
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", message)
+
+
+def _rows(table: str) -> set[str]:
+    """First cells of a `dvc metrics show/diff` table's rows (the metrics file paths)."""
+    return {line.split()[0] for line in table.splitlines()[1:] if line.strip()}
+
+
+def _assert_fits(table: str, readable: bool = True) -> None:
+    lines = table.splitlines()
+    assert lines, "empty table"
+    too_wide = [line for line in lines if len(line) > WIDTH]
+    assert not too_wide, f"{len(too_wide)} lines wider than {WIDTH}:\n{table}"
+    if readable:
+        assert "…" not in table, f"a column was collapsed to fit {WIDTH} characters:\n{table}"
+
+
+def _edit_params(project: Path, edit) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    edit(params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _experiments(exp_show_json: str) -> dict[str, dict]:
+    """Every named experiment of `dvc exp show --json`, name -> its `data` (rev, params, metrics)."""
+    found: dict[str, dict] = {}
+
+    def walk(node) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if node.get("name") and isinstance(node.get("data"), dict) and "params" in node["data"]:
+                found[node["name"]] = node["data"]
+            for key, value in node.items():
+                if key != "data":
+                    walk(value)
+
+    walk(json.loads(exp_show_json))
+    return found
+
+
+def _param(data: dict, dotted: str):
+    value = data["params"]["params.yaml"]["data"]
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _metric(data: dict, path: str, name: str):
+    return data["metrics"][path]["data"][name]
+
+
+@pytest.fixture(scope="module")
+def study(tiny_mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny study, reproduced and committed; copy it before changing it."""
+    params = tiny_params(distorted=("rts",), distorted_variants=("cnn-aug", "stn-conv"))
+    project = make_project(tmp_path_factory.mktemp("study") / "p", params)
+    dvc(project, "repro", env=_env(tiny_mirror))
+    _commit(project, "study")
+    return project
+
+
+def _copy(study: Path, dest: Path) -> Path:
+    shutil.copytree(study, dest, symlinks=True)
+    return dest
+
+
+def test_metrics_show_headline_by_default_per_run_by_path(study: Path) -> None:
+    """`dvc metrics show` is the headline table, 120 columns wide; per-run files are a path away."""
+    headline = dvc(study, "metrics", "show", env=_env(None)).stdout
+    _assert_fits(headline)
+    assert _rows(headline) == HEADLINE
+    assert "metrics/eval" not in headline
+    assert headline.splitlines()[0].split() == ["Path", "acc", "nll", "seeds"]
+
+    per_run = dvc(study, "metrics", "show", "metrics/eval", env=_env(None)).stdout
+    assert _rows(per_run) == PER_RUN  # 20 columns (per-class accuracy): wider than 120, use --json
+    per_run_json = json.loads(dvc(study, "metrics", "show", "metrics/eval", "--json").stdout)
+    assert set(per_run_json[""]["data"]) == PER_RUN
+
+
+def test_metrics_diff_after_editing_one_variant(study: Path, tiny_mirror: Path, tmp_path: Path) -> None:
+    """Edit one variant, `dvc repro`: `dvc metrics diff` shows that variant's files and no others."""
+    project = _copy(study, tmp_path / "p")
+    _edit_params(project, lambda p: p["variants"]["stn-conv"].update(layer="coordconv"))
+    params_diff = json.loads(dvc(project, "params", "diff", "--json").stdout)
+    assert params_diff == {"params.yaml": {"variants.stn-conv.layer": {"old": "conv", "new": "coordconv"}}}
+    assert _ran(dvc(project, "repro", env=_env(tiny_mirror)).stdout) == STN_CONV_STAGES
+
+    text = dvc(project, "metrics", "diff", env=_env(None)).stdout
+    _assert_fits(text)
+    assert text.splitlines()[0].split() == ["Path", "Metric", "HEAD", "workspace", "Change"]
+    assert _rows(text) == STN_CONV_HEADLINE
+    assert "cnn" not in text
+    as_json = json.loads(dvc(project, "metrics", "diff", "--json").stdout)
+    assert set(as_json) == STN_CONV_HEADLINE
+    assert {"acc", "nll"} <= set(as_json["metrics/upright/stn-conv.json"])
+    per_run = json.loads(dvc(project, "metrics", "diff", "--targets", "metrics/eval", "-R", "--json").stdout)
+    assert set(per_run) == {"metrics/eval/mnist/stn-conv-s0.json", "metrics/eval/rts/stn-conv-s0.json"}
+
+
+def test_exp_run_set_param_reruns_only_that_variant(study: Path, tiny_mirror: Path, tmp_path: Path) -> None:
+    """`dvc exp run -S` on one variant's key; `dvc exp show` readable in 120 columns."""
+    project = _copy(study, tmp_path / "p")
+    # loc_lr_scale is not in params.yaml (VariantSpec's default applies): Hydra's `+` adds a key;
+    # a key already in params.yaml is set without it (`++` does either).
+    run = dvc(project, "exp", "run", "-S", f"+{LOC_LR}=0.5", env=_env(tiny_mirror))
+    assert _ran(run.stdout) == STN_CONV_STAGES
+    name = re.search(r"Ran experiment\(s\): (\S+)", run.stdout).group(1)
+
+    experiments = _experiments(dvc(project, "exp", "show", "--json").stdout)
+    assert _param(experiments[name], LOC_LR) == 0.5
+    assert _param(experiments[_git(project, "branch", "--show-current").strip()], LOC_LR) is None
+    for path in HEADLINE:
+        assert 0 <= _metric(experiments[name], path, "acc") <= 100
+
+    # DVC's default table squeezes every param, metric and dependency into 120 columns ("…").
+    _assert_fits(dvc(project, "exp", "show", "--no-pager", "--only-changed", env=_env(None)).stdout, False)
+    upright = dvc(project, *EXP_SHOW_UPRIGHT, env=_env(None)).stdout
+    _assert_fits(upright)
+    header = upright.splitlines()[1].split()
+    assert header == ["Experiment", "metrics/upright/stn-conv.json:acc", LOC_LR], upright
+    assert re.search(rf"\[{name}\]\s+[\d.]+\s+0\.5\b", upright), upright
+    _assert_fits(dvc(project, *EXP_SHOW_DISTORTED, env=_env(None)).stdout)
+
+
+def test_queued_experiments_run_in_workers(study: Path, tiny_mirror: Path, tmp_path: Path) -> None:
+    """`dvc exp run --queue` twice, `dvc queue start --jobs 2`: both land in `dvc exp show`.
+
+    Queued experiments run in temporary copies of the repo, with the environment of
+    `dvc queue start`: MNIST_MIRROR, an absolute path, reaches them (a third, download-only
+    experiment records which mirror it read).
+    """
+    project = _copy(study, tmp_path / "p")
+    queue_mirror = tmp_path / "queue-mirror"
+    shutil.copytree(tiny_mirror, queue_mirror)
+    names = {}
+    for value in (0.2, 0.8):
+        queued = dvc(project, "exp", "run", "--queue", "-S", f"+{LOC_LR}={value}").stdout
+        names[value] = re.search(r"Queued experiment '(\S+)'", queued).group(1)
+    queued = dvc(project, "exp", "run", "--queue", "-f", "download").stdout
+    download_only = re.search(r"Queued experiment '(\S+)'", queued).group(1)
+    try:
+        dvc(project, "queue", "start", "--jobs", "2", env=_env(queue_mirror))  # returns at once
+        deadline = time.monotonic() + 600
+        while True:
+            status = dvc(project, "queue", "status").stdout
+            states = {
+                name: line.split()[-1]
+                for line in status.splitlines()
+                for name in (*names.values(), download_only)
+                if name in line.split()
+            }
+            if any(state == "Failed" for state in states.values()):
+                logs = {n: dvc(project, "queue", "logs", n, check=False).stdout for n in states}
+                pytest.fail(f"a queued experiment failed:\n{status}\n{logs}")
+            if len(states) == 3 and set(states.values()) == {"Success"}:
+                break
+            assert time.monotonic() < deadline, f"queue not done in time:\n{status}"
+            time.sleep(5)
+    finally:
+        dvc(project, "queue", "stop", "--kill", check=False)
+
+    assert _git(project, "status", "--porcelain") == ""  # the workspace is untouched
+    experiments = _experiments(dvc(project, "exp", "show", "--json").stdout)
+    for value, name in names.items():
+        assert _param(experiments[name], LOC_LR) == value
+        for path in HEADLINE:
+            assert 0 <= _metric(experiments[name], path, "acc") <= 100
+    logs = dvc(project, "queue", "logs", names[0.2]).stdout
+    assert _ran(logs) == STN_CONV_STAGES
+    provenance = json.loads(
+        _git(project, "show", f"{experiments[download_only]['rev']}:reports/data-provenance.json")
+    )
+    assert provenance["source"] == str(queue_mirror)
+
+    for command in (EXP_SHOW_UPRIGHT, EXP_SHOW_DISTORTED):
+        table = dvc(project, *command, env=_env(None)).stdout
+        _assert_fits(table)
+        for value, name in names.items():
+            assert re.search(rf"\[{name}\]\s+[\d.]+\s+{value}\b", table), table
+
+
+def test_shared_remote_push_clone_pull(study: Path, tmp_path: Path) -> None:
+    """`dvc push` to a shared remote; a `git clone` + `dvc pull` is up to date without the data source."""
+    project = _copy(study, tmp_path / "p")
+    remote = tmp_path / "remote"
+    dvc(project, "remote", "add", "-d", "shared", str(remote))
+    _commit(project, "shared DVC remote")  # .dvc/config: the clone knows the remote
+    pushed = dvc(project, "push").stdout
+    assert re.search(r"\d+ files? pushed", pushed), pushed
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    assert (clone / "models" / "mnist" / "stn-conv-s0.pt").is_file()  # cache: false outputs: in git
+    assert (clone / "metrics" / "upright" / "stn-conv.json").is_file()
+    assert not (clone / "data").exists()  # cached outputs: not in git
+    assert "Data and pipelines are up to date" not in dvc(clone, "status").stdout
+
+    pulled = dvc(clone, "pull").stdout
+    added = {line.split()[1].rstrip("/") for line in pulled.splitlines() if line.startswith("A ")}
+    assert added == CACHED_OUTS, pulled
+    assert dvc(clone, "status").stdout.strip().startswith("Data and pipelines are up to date")
+    empty = tmp_path / "empty-mirror"
+    empty.mkdir()
+    repro = dvc(clone, "repro", env=_env(empty))
+    assert _ran(repro.stdout) == set(), repro.stdout
+    assert not list(empty.iterdir())
