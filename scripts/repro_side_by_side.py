@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
+    # SIGTERM (a scheduler, `kill`) stops the workers as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(sh(["git", "rev-parse", "--show-toplevel"], Path.cwd(), capture_output=True).stdout.strip())
 
     sh([*DVC, "repro", "download", "prepare"], root)
@@ -146,14 +149,19 @@ def main() -> None:
                         env["MNIST_MIRROR"] = str(Path(env["MNIST_MIRROR"]).resolve())
                     log = open(tmp / f"w{k}.log", "a")  # noqa: SIM115
                     print(f"worker {k}: {stage} (log {log.name})", flush=True)
-                    proc = subprocess.Popen(
-                        [*DVC, "repro", stage], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT
+                    proc = subprocess.Popen(  # own process group: stopping it stops the stage too
+                        [*DVC, "repro", stage],
+                        cwd=tree,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
                     )
                     running[k] = (stage, proc, log)
             time.sleep(0.5)
     finally:
         for _, proc, log in running.values():
-            proc.terminate()
+            os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C: the stage checkpoints and exits
             proc.wait()
             log.close()
         done = [stage for k, tree in enumerate(trees) for stage in save_finished(root, tree, started[k])]

@@ -1,7 +1,7 @@
 """Copy the generated results into the README between its markers.
 
-    <!-- results:begin --> ... <!-- results:end -->      from reports/results.md (upright MNIST)
-    <!-- benchmark:begin --> ... <!-- benchmark:end -->  from reports/benchmark.md (distorted MNIST)
+<!-- results:begin --> ... <!-- results:end -->      from reports/results.md (upright MNIST)
+<!-- benchmark:begin --> ... <!-- benchmark:end -->  from reports/benchmark.md (distorted MNIST)
 """
 
 from __future__ import annotations
