@@ -61,7 +61,7 @@ def test_default_params_are_valid() -> None:
         (
             "variants.stn-conv.activation",
             "gelu",
-            r"variants.stn-conv.activation: Input should be 'relu' or 'leakyrelu'",
+            r"variants.stn-conv.activation: Input should be 'relu', 'leakyrelu' or 'identity'",
         ),
         (
             "variants.stn-conv.activaton",
@@ -175,9 +175,14 @@ def test_unknown_dataset_name() -> None:
 
 
 def test_unknown_dataset_in_a_study() -> None:
-    raw = _with("studies.upright.datasets", ["mnist", "mnist-big"])
-    with pytest.raises(ParamsError, match=r"studies.upright.datasets: dataset 'mnist-big' is not defined"):
+    raw = _with("studies.distorted.datasets", ["rot", "rot-big"])
+    with pytest.raises(ParamsError, match=r"studies.distorted.datasets: dataset 'rot-big' is not defined"):
         parse_params(raw)
+
+
+def test_upright_study_has_one_dataset() -> None:
+    with pytest.raises(ParamsError, match=r"the upright study runs on exactly one dataset"):
+        parse_params(_with("studies.upright.datasets", ["mnist", "rot"]))
 
 
 def test_augment_variant_needs_a_distortion() -> None:
