@@ -124,7 +124,7 @@ the CNN controls see the full 42x42 canvas with a correspondingly larger first d
 {_budget(params, datasets)}
 
 The paper trained for {PAPER_ITERATIONS:,} iterations of batch {PAPER_BATCH}
-(about {PAPER_ITERATIONS * PAPER_BATCH / 55000:.0f} epochs) with a larger CNN (9x9 and 7x7
+(about {PAPER_ITERATIONS * PAPER_BATCH / 60000:.0f} epochs of MNIST) with a larger CNN (9x9 and 7x7
 convolutions, 32-64 filters). Ours is the PyTorch tutorial's small network on two CPU
 cores, so compare the paper's numbers with ours knowing that both the budget and the
 classifier are much smaller here.

@@ -273,6 +273,14 @@ def data_note(provenance: dict) -> str:
     return f"Data: MNIST from {provenance['source']} — {provenance['note']}."
 
 
+def _significance_sentence(comparisons: pd.DataFrame, alpha: float = 0.05) -> str:
+    significant = comparisons[comparisons["paired_t_p_holm"] < alpha]
+    if significant.empty:
+        return "Here no variant differs from the baseline significantly after Holm correction."
+    names = ", ".join(f"`{v}`" for v in significant["variant"])
+    return f"Here {names} differ(s) from the baseline significantly after Holm correction."
+
+
 def report(
     summary: pd.DataFrame,
     comparisons: pd.DataFrame,
@@ -325,9 +333,9 @@ CI straddles 0 and whose McNemar p-values are large is not distinguishable from 
 
 The original runs used the official training images, no fixed seed and one run each; the
 seeds above show how far one run of the same variant moves. An original number inside our
-range is one draw of the same distribution; the conclusions it supported (a ranking of Conv,
-Leaky ReLU and CoordConv) need differences larger than the detectable differences listed in
-the comparison table, which none of the variants shows.
+range is one draw of the same distribution; the ranking it suggested (Conv, then Leaky ReLU,
+then CoordConv) would need differences larger than the detectable differences of the
+comparison table. {_significance_sentence(comparisons)}
 
 ## Why these metrics
 
