@@ -19,7 +19,8 @@ import os
 from pathlib import Path
 
 from stn.analysis.evaluate import confusion, predict, predictions_table, summarize
-from stn.analysis.figures import confusion_figure, save_figure, stn_figure
+from stn.analysis.figures import save_figure
+from stn.analysis.run_figures import confusion_figure, stn_figure
 from stn.datasets.mnist import MIRROR_ENV, prepare_mnist
 from stn.datasets.normalization import Normalization
 from stn.datasets.prepare import prepare_dataset
