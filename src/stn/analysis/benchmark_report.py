@@ -41,6 +41,8 @@ def _budget(params, datasets: list[str]) -> str:
 
 
 def _verdicts(comparisons: pd.DataFrame, baseline: str, controls: list[str]) -> str:
+    if comparisons.empty:
+        return f"- Only `{baseline}` ran on these datasets: there is nothing to compare it with."
     lines = []
     for dataset, rows in comparisons.groupby("dataset", sort=False):
         parts = []
