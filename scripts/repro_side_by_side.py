@@ -91,20 +91,24 @@ def save_finished(root: Path, tree: Path, stages: list[str]) -> list[str]:
     return done
 
 
-def longest_first(stages: list[str], root: Path) -> list[str]:
-    """STN runs first, then augmenting CNNs, plain CNNs last (about half as long), so the
-    short ones fill the gaps at the end instead of leaving a core idle while one long run
-    finishes. Stage names are train-STUDY@DATASET-VARIANT-SEED."""
+def schedule(stages: list[str], root: Path) -> list[str]:
+    """The order to train in: studies in params.yaml's order; within a study, variant by
+    variant in the study's order, so an interrupted study holds whole variants; plain CNNs
+    (about half as long) last, so short runs fill the gaps at the end instead of one long
+    run leaving a core idle. Stage names are train-STUDY@DATASET-VARIANT-SEED."""
     params = yaml.safe_load((root / "params.yaml").read_text())
-    variants = params["variants"]
+    studies = list(params["studies"])
 
-    def rank(stage: str) -> int:
-        run = stage.split("@", 1)[1]
+    def key(stage: str) -> tuple[int, int, int]:
+        study, run = stage.removeprefix("train-").split("@", 1)
         dataset = next((d for d in params["datasets"] if run.startswith(d + "-")), "")
-        spec = variants.get(run.removeprefix(dataset + "-").rsplit("-", 1)[0], {})
-        return 0 if spec.get("stn", True) else 1 if spec.get("augment") else 2
+        variant = run.removeprefix(dataset + "-").rsplit("-", 1)[0]
+        order = params["studies"][study]["variants"]
+        position = order.index(variant) if variant in order else len(order)
+        is_cnn = not params["variants"].get(variant, {}).get("stn", True)
+        return studies.index(study) if study in studies else len(studies), is_cnn, position
 
-    return sorted(stages, key=rank)  # stable: keeps dvc's order within a rank
+    return sorted(stages, key=key)  # stable: keeps dvc's order (dataset, seed) within a variant
 
 
 def main() -> None:
@@ -116,7 +120,7 @@ def main() -> None:
     root = Path(sh(["git", "rev-parse", "--show-toplevel"], Path.cwd(), capture_output=True).stdout.strip())
 
     sh([*DVC, "repro", "download", "prepare"], root)
-    queue = longest_first(pending_training(root), root)
+    queue = schedule(pending_training(root), root)
     n_workers = max(1, min(args.workers, len(queue)))
     print(f"{len(queue)} training stages to run on {n_workers} workers", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="stn-side-by-side-"))

@@ -14,6 +14,7 @@ from stn.analysis.benchmark import (
     summarize,
 )
 from stn.analysis.benchmark_report import benchmark_report
+from stn.analysis.cost import cost_frame
 from stn.analysis.figures import save_figure
 from stn.analysis.stats import write_summary
 from stn.atomic import write_text
@@ -51,7 +52,8 @@ def main() -> None:
     if len(curves):
         save_figure(rotation_figure(curves), FIGURES / "rotation.png")
     provenance = json.loads(PROVENANCE.read_text())
-    report = benchmark_report(params, runs, summary, comparisons, histories, curves, kinds, provenance)
+    cost = cost_frame(runs, histories)
+    report = benchmark_report(params, runs, summary, comparisons, histories, curves, kinds, provenance, cost)
     write_text("reports/benchmark.md", report)
     print(report.split("## ")[2])
 

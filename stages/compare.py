@@ -6,21 +6,28 @@ from pathlib import Path
 import pandas as pd
 
 from stn.analysis.calibration import reliability_bins, reliability_figure
+from stn.analysis.cost import cost_frame
 from stn.analysis.figures import accuracy_figure, curves_figure, save_figure
 from stn.analysis.stats import (
+    ORIGINAL_RUNS,
+    claim_comparisons,
     comparisons_table,
     load_runs,
     paired_comparisons,
     per_class_means,
-    report,
+    per_class_scores,
     results_table,
     summarize_variants,
     write_summary,
 )
-from stn.atomic import write_text
+from stn.analysis.upright_report import upright_report
+from stn.analysis.validation import has_validation, validation_figure
+from stn.atomic import write_text, write_with
 from stn.entry import run_main
 from stn.layout import PROVENANCE, RunPaths
 from stn.params import load_params
+
+FIGURES = Path("plots/compare")
 
 
 def _confidence(dataset: str, variant: str, seeds: list[int]):
@@ -37,24 +44,44 @@ def main() -> None:
     runs = load_runs(dataset, study.variants, study.seeds)
     summary = summarize_variants(runs)
     comparisons = paired_comparisons(runs, params.compare.baseline, study.seeds)
+    claims = claim_comparisons(runs, study.seeds)
     write_summary(Path("metrics/upright"), summary)
-    provenance = json.loads(PROVENANCE.read_text())
-    per_class = per_class_means(dataset, study.variants, study.seeds)
-    write_text("reports/results.md", report(summary, comparisons, params, provenance, runs, per_class))
-    bins = {v: reliability_bins(*_confidence(dataset, v, study.seeds)) for v in study.variants}
-    save_figure(
-        reliability_figure(bins, "Upright MNIST: reliability, all seeds pooled"),
-        Path("plots/compare/reliability.png"),
-    )
-    history = pd.concat(
+    histories = pd.concat(
         [
-            pd.read_csv(RunPaths(dataset, v, s).history).assign(variant=v, seed=s)
+            pd.read_csv(RunPaths(dataset, v, s).history).assign(dataset=dataset, variant=v, seed=s)
             for v in study.variants
             for s in study.seeds
-        ]
+        ],
+        ignore_index=True,
     )
-    save_figure(accuracy_figure(runs, summary), Path("plots/compare/accuracy.png"))
-    save_figure(curves_figure(history), Path("plots/compare/curves.png"))
+    scores = per_class_scores(dataset, study.variants, study.seeds)
+    write_with(
+        Path("reports/per-class.csv"), lambda tmp: scores.to_csv(tmp, index=False, float_format="%.6g")
+    )
+    report = upright_report(
+        params,
+        json.loads(PROVENANCE.read_text()),
+        summary,
+        comparisons,
+        claims,
+        runs,
+        per_class_means(dataset, study.variants, study.seeds),
+        scores,
+        histories,
+        cost_frame(runs, histories),
+    )
+    write_text("reports/results.md", report)
+    references = {run.variant: (name, run.accuracy) for name, run in ORIGINAL_RUNS.items()}
+    save_figure(accuracy_figure(runs, summary, references), FIGURES / "accuracy.png")
+    bins = {v: reliability_bins(*_confidence(dataset, v, study.seeds)) for v in study.variants}
+    save_figure(
+        reliability_figure(bins, "Upright MNIST: reliability, all seeds pooled"), FIGURES / "reliability.png"
+    )
+    save_figure(curves_figure(histories), FIGURES / "curves.png")
+    if has_validation(histories):
+        save_figure(
+            validation_figure(histories, "Upright MNIST: validation accuracy"), FIGURES / "validation.png"
+        )
     print(results_table(summary))
     print(comparisons_table(comparisons))
 

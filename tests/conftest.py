@@ -65,18 +65,17 @@ def tiny_params(
 ) -> dict:
     """The project's params.yaml, cut down to tiny data and short runs.
 
-    `distorted` names datasets of params.yaml for the distorted study (each with a tiny
-    validation split); by default one run of the baseline on `rot`, so that every stage exists.
+    `distorted` names datasets of params.yaml for the distorted study; every dataset holds a
+    tiny validation split; by default one run of the baseline on `rot`, so that every stage exists.
     """
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["mnist"] = {"train_count": N_TRAIN, "test_count": N_TEST}
     params["train"]["epochs"] = epochs
     kept = {"mnist", *distorted}
     params["datasets"] = {k: v for k, v in params["datasets"].items() if k in kept}
-    for name, spec in params["datasets"].items():
+    for spec in params["datasets"].values():
         spec.pop("train", None)  # the train section's epochs for every dataset
-        if name != "mnist":
-            spec["validation"] = 64
+        spec["validation"] = 64
     params["studies"]["upright"] = {"datasets": ["mnist"], "variants": list(variants), "seeds": list(seeds)}
     params["studies"]["distorted"] = {
         "datasets": list(distorted),

@@ -37,13 +37,13 @@ def test_default_params_are_valid() -> None:
         "stn-coordconv-leakyrelu",
     ]
     assert params.studies.upright.variants == [v for v in params.variants if v != "cnn-aug"]
-    assert params.studies.upright.datasets == ["mnist"] and params.studies.upright.seeds == [0, 1, 2]
+    assert params.studies.upright.datasets == ["mnist"] and params.studies.upright.seeds == [0, 1, 2, 3, 4]
     assert params.studies.distorted.datasets == ["rot", "rts", "proj", "elastic"]
     assert params.train.epochs == 50 and params.train.lr == 0.01
     assert params.mnist.train_count == 60000 and params.mnist.test_count == 10000
     assert params.variants["stn-conv-leakyrelu"].negative_slope == 0.01
     mnist = params.dataset("mnist")
-    assert mnist.distortion is None and mnist.validation == 0
+    assert mnist.distortion is None and mnist.validation == 5000
     assert (mnist.normalization.mean, mnist.normalization.std) == (0.1307, 0.3081)
     assert params.dataset("rot").distortion == Rotation(max_degrees=90)
     assert params.dataset("rts").distortion == RotationTranslationScale(canvas=42)

@@ -182,7 +182,7 @@ def test_validation_split_is_scored_each_epoch(prepared: Path, tmp_path: Path) -
 
 
 def test_empty_validation_split_is_not_scored(train_data, tmp_path: Path) -> None:
-    """datasets.mnist has validation 0: the stored val split is empty, and no val columns appear."""
+    """A dataset with validation 0 (the original protocol) stores an empty val split: no val columns."""
     empty = (train_data[1][:0], train_data[2][:0])
     trainer = Trainer(SPEC, TrainParams(epochs=1), 3, *train_data, validation=empty, log=QUIET)
     (stats,) = trainer.fit()

@@ -126,6 +126,22 @@ def test_identity_penalty_is_zero_at_the_identity_and_adds_to_the_loss() -> None
     torch.testing.assert_close(gap, torch.tensor(10.0 * 0.1**2))
 
 
+def test_identity_penalty_fades_out_over_its_epochs() -> None:
+    fading = VariantSpec(identity_penalty=1.0, identity_penalty_epochs=3)
+    assert [fading.identity_weight(e) for e in (1, 2, 3, 4, 10)] == pytest.approx([1, 2 / 3, 1 / 3, 0, 0])
+    assert VariantSpec(identity_penalty=0.5).identity_weight(10) == 0.5  # no fading asked: constant
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    torch.manual_seed(0)
+    model = build_model(fading).eval()
+    with torch.no_grad():
+        model.stn.fc_loc[2].bias.add_(torch.tensor([0.1, 0, 0, 0, 0, 0]))
+    plain = F.nll_loss(model(x), y)
+    torch.testing.assert_close(model.training_loss(x, y, epoch=4)[0], plain)  # faded out
+    torch.testing.assert_close(model.training_loss(x, y, epoch=2)[0], plain + 2 / 3 * 0.1**2)
+    with pytest.raises(ValueError, match="configure the spatial transformer"):
+        VariantSpec(stn=False, identity_penalty_epochs=3)
+
+
 def test_localization_learning_rate_group_and_schedule() -> None:
     model = build_model(VariantSpec(loc_lr_scale=0.1))
     params = TrainParams(lr=0.02, epochs=4, schedule="cosine")

@@ -50,9 +50,18 @@ class VariantSpec(BaseModel):
     identity_penalty: float = Field(
         0.0, ge=0.0, description="weight of a loss term keeping the transform near the identity"
     )
+    identity_penalty_epochs: PositiveInt | None = Field(
+        None, description="epochs over which the identity penalty fades linearly to 0; none: constant"
+    )
     augment: bool = Field(
         False, description="re-draw the dataset's distortion for every training image in every epoch"
     )
+
+    def identity_weight(self, epoch: int) -> float:
+        """The identity penalty's weight in (1-based) `epoch`: full at first, then fading if asked."""
+        if self.identity_penalty_epochs is None:
+            return self.identity_penalty
+        return self.identity_penalty * max(0.0, 1.0 - (epoch - 1) / self.identity_penalty_epochs)
 
     @model_validator(mode="after")
     def _stn_settings_need_an_stn(self) -> VariantSpec:
@@ -68,6 +77,7 @@ class VariantSpec(BaseModel):
             "padding",
             "loc_lr_scale",
             "identity_penalty",
+            "identity_penalty_epochs",
         )
         changed = [n for n in stn_only if getattr(self, n) != type(self).model_fields[n].default]
         if not self.stn and changed:

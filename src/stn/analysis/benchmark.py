@@ -162,16 +162,3 @@ def rotation_table(curves: pd.DataFrame, angles=(0, 30, 45, 60, 90, 180)) -> str
         cells = [f"{100 * mean[(d, v, a)]:.1f}" if (d, v, a) in mean else "—" for a in angles]
         lines.append(f"| {d} | {v} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def cost_table(runs: pd.DataFrame, histories: pd.DataFrame) -> str:
-    """Trainable parameters and median training seconds per epoch (this machine), per dataset."""
-    seconds = histories.groupby(["dataset", "variant"], sort=False)["seconds"].median()
-    params = runs.groupby(["dataset", "variant"], sort=False)["parameters"].first()
-    lines = [
-        "| dataset | variant | trainable parameters | training s/epoch (median) |",
-        "| --- | --- | ---: | ---: |",
-    ]
-    for (d, v), n in params.items():
-        lines.append(f"| {d} | {v} | {int(n):,} | {seconds.get((d, v), float('nan')):.1f} |")
-    return "\n".join(lines)

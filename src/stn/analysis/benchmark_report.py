@@ -10,11 +10,12 @@ from stn.analysis.benchmark import (
     PAPER_BATCH,
     PAPER_ITERATIONS,
     comparisons_table,
-    cost_table,
     error_table,
     rotation_table,
     verdict,
 )
+from stn.analysis.cost import cost_table
+from stn.analysis.validation import returns_table
 
 
 def _distortion_text(spec) -> str:
@@ -54,25 +55,12 @@ def _verdicts(comparisons: pd.DataFrame, baseline: str, controls: list[str]) -> 
     return "\n".join(lines)
 
 
-def _still_improving(histories: pd.DataFrame) -> str:
-    """Validation accuracy over the last epochs: is the budget past diminishing returns?"""
-    if "val_accuracy" not in histories:
-        return "No validation split was held out."
-    last = histories["epoch"].max()
-    mean = histories.groupby(["dataset", "variant", "epoch"], sort=False)["val_accuracy"].mean()
-    lines = [
-        f"| dataset | variant | val acc % at epoch {max(1, last - 2)} | at epoch {last} | gain (pp) |",
-        "| --- | --- | ---: | ---: | ---: |",
-    ]
-    for (d, v), _ in histories.groupby(["dataset", "variant"], sort=False):
-        early, final = mean.get((d, v, max(1, last - 2))), mean.get((d, v, last))
-        if early is None or final is None or pd.isna(final):
-            continue
-        lines.append(f"| {d} | {v} | {100 * early:.2f} | {100 * final:.2f} | {100 * (final - early):+.2f} |")
-    return "\n".join(lines)
+def _last_epochs(histories: pd.DataFrame) -> list[int]:
+    last = int(histories["epoch"].max())
+    return [max(1, last - 2), last]
 
 
-def benchmark_report(params, runs, summary, comparisons, histories, curves, kinds, provenance) -> str:
+def benchmark_report(params, runs, summary, comparisons, histories, curves, kinds, provenance, cost) -> str:
     study = params.studies.distorted
     baseline = params.compare.baseline
     datasets = study.datasets
@@ -162,7 +150,7 @@ on every seed but the corrected t-test does not is reported as such.
 
 ## Is the budget spent? Validation accuracy over the last epochs
 
-{_still_improving(histories)}
+{returns_table(histories, ["dataset", "variant"], _last_epochs(histories))}
 
 ## Robustness to rotation
 
@@ -182,8 +170,9 @@ Test digits (left) and what the classifier sees after the transformer (right), s
 
 ## Cost
 
-Trainable parameters and median training seconds per epoch on the machine that ran the
-study (wall time, shared with other work; a rough guide).
+Trainable parameters, median training seconds per epoch on the machine that ran the study
+(wall time, two runs side by side with one thread each; a rough guide) and inference
+images/s (the test set on one thread, measured when this report was made).
 
-{cost_table(runs, histories)}
+{cost_table(cost)}
 """

@@ -81,3 +81,22 @@ def per_class_accuracy_table(rows: Mapping[str, Mapping[int, float] | pd.Series]
     header = "| " + " | ".join(["variant", *(str(c) for c in classes)]) + " |"
     align = "|" + "|".join([" :---: "] * (len(classes) + 1)) + "|"
     return "\n".join([header, align, *lines]) + "\n"
+
+
+def per_class_scores_table(scores: pd.DataFrame) -> str:
+    """Markdown: precision, recall and F1 per digit (%, mean over seeds), three rows per variant.
+
+    ``scores`` has one row per (variant, seed, class) with columns precision, recall, f1.
+    """
+    means = scores.groupby(["variant", "class"], sort=False)[["precision", "recall", "f1"]].mean()
+    classes = sorted(scores["class"].unique())
+    lines = [
+        "| variant | score | " + " | ".join(str(c) for c in classes) + " |",
+        "| --- | --- |" + " ---: |" * len(classes),
+    ]
+    for variant, rows in means.groupby(level="variant", sort=False):
+        rows = rows.droplevel("variant")
+        for score in ("precision", "recall", "f1"):
+            cells = " | ".join(f"{100 * rows.loc[c, score]:.1f}" for c in classes)
+            lines.append(f"| {variant} | {score} | {cells} |")
+    return "\n".join(lines)

@@ -19,10 +19,26 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def accuracy_figure(runs: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
-    """Test accuracy of every run (dots) and each variant's mean with its 95% t-interval."""
+def accuracy_figure(
+    runs: pd.DataFrame, summary: pd.DataFrame, references: dict[str, tuple[str, float]] | None = None
+) -> plt.Figure:
+    """Test accuracy of every run (dots) and each variant's mean with its 95% t-interval;
+    `references` (variant -> (label, accuracy)) marks single published runs beside them."""
     fig, ax = plt.subplots(figsize=(8, 4))
     order = list(summary.index)
+    for variant, (label, accuracy) in (references or {}).items():
+        if variant in order:
+            i = order.index(variant)
+            ax.scatter(i + 0.2, 100 * accuracy, marker="*", s=120, color="C3", zorder=4)
+            ax.annotate(
+                label,
+                (i + 0.2, 100 * accuracy),
+                xytext=(6, 0),
+                textcoords="offset points",
+                fontsize=8,
+                color="C3",
+                va="center",
+            )
     for i, variant in enumerate(order):
         acc = 100 * runs.loc[runs["variant"] == variant, "accuracy"]
         ax.scatter(np.full(len(acc), i), acc, color="grey", zorder=2, s=18)
@@ -41,7 +57,8 @@ def accuracy_figure(runs: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
         )
     ax.set_xticks(range(len(order)), order, rotation=20)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Test accuracy per run (grey) and mean with 95% CI over seeds (blue)")
+    title = "Test accuracy per run (grey) and mean with 95% CI over seeds (blue)"
+    ax.set_title(title + ("\noriginal study's single runs (red stars)" if references else ""))
     ax.grid(axis="y", alpha=0.3)
     return fig
 

@@ -13,24 +13,45 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from stn.analysis.calibration import ece_from_predictions
-from stn.analysis.classification import macro_f1, per_class_accuracy_table
+from stn.analysis.classification import macro_f1, per_class_report
 from stn.analysis.significance import holm, mcnemar_exact, minimum_detectable_difference
 from stn.atomic import write_json
 from stn.errors import StnError
 from stn.layout import RunPaths
 
-# The original study's single 50-epoch runs (its README), for the results table.
-ORIGINAL_STUDY = {
-    "stn-conv": (0.9921, 0.0296),
-    "stn-coordconv": (0.9908, 0.0312),
-    # its "leakyrelu" run used CoordConv and nn.LeakyReLU(True), i.e. slope 1
-    "stn-coordconv-leakyrelu": (0.9913, 0.0293),
+
+class OriginalRun(NamedTuple):
+    """One of the original study's single 50-epoch runs (its README) and our variant that
+    reproduces its configuration as it actually ran."""
+
+    accuracy: float
+    loss: float
+    variant: str
+
+
+ORIGINAL_RUNS = {
+    "Conv": OriginalRun(0.9921, 0.0296, "stn-conv"),
+    # produced by an earlier commit that also used CoordConv in the classifier
+    "CoordConv": OriginalRun(0.9908, 0.0312, "stn-coordconv-cls"),
+    # CoordConv with nn.LeakyReLU(True): negative slope 1, no nonlinearity in the localization net
+    "Leaky ReLU": OriginalRun(0.9913, 0.0293, "stn-coordconv-linear"),
+}
+
+# The original study's conclusions, each tested on the comparisons (variant, reference) that
+# bear on it: first as the original ran, then as it was meant.
+ORIGINAL_CLAIMS = {
+    "CoordConv does not improve on Conv": [("stn-coordconv-cls", "stn-conv"), ("stn-coordconv", "stn-conv")],
+    "Leaky ReLU does not improve the STN": [
+        ("stn-coordconv-linear", "stn-conv"),
+        ("stn-coordconv-leakyrelu", "stn-coordconv"),
+    ],
 }
 
 
@@ -188,8 +209,8 @@ def results_table(summary: pd.DataFrame) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for variant, row in summary.iterrows():
-        original = ORIGINAL_STUDY.get(variant)
-        orig = f"{100 * original[0]:.2f}% / {original[1]:.4f}" if original else "—"
+        original = next((r for r in ORIGINAL_RUNS.values() if r.variant == variant), None)
+        orig = f"{100 * original.accuracy:.2f}% / {original.loss:.4f}" if original else "—"
         lines.append(
             f"| {variant} | {int(row['n_seeds'])} "
             f"| {_pct(row['accuracy_mean'])} ± {_pct(row['accuracy_std'])} "
@@ -231,6 +252,20 @@ def per_class_means(dataset: str, variants: list[str], seeds: list[int], root: P
     return out
 
 
+def per_class_scores(
+    dataset: str, variants: list[str], seeds: list[int], root: Path = Path(".")
+) -> pd.DataFrame:
+    """Precision, recall, F1 and support per digit for every run: one row per (variant, seed, class)."""
+    frames = []
+    for variant in variants:
+        for seed in seeds:
+            predictions = pd.read_csv(RunPaths(dataset, variant, seed, root).predictions)
+            scores = per_class_report(predictions["actual"].to_numpy(), predictions["predicted"].to_numpy())
+            frames.append(scores.reset_index().assign(variant=variant, seed=seed))
+    columns = ["variant", "seed", "class", "precision", "recall", "f1", "support"]
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
 def quality_table(summary: pd.DataFrame) -> str:
     """Calibration and per-class balance beside accuracy: ECE (15 bins) and macro-F1, mean over seeds."""
     lines = [
@@ -246,114 +281,72 @@ def quality_table(summary: pd.DataFrame) -> str:
 
 
 def original_side_by_side(runs: pd.DataFrame) -> str:
-    """Each of the original study's single runs beside the matching variant's seeds."""
+    """Each of the original study's single runs beside the seeds of the variant that reproduces it."""
     lines = [
-        "| original study (1 run) | matching variant | our seeds: accuracy % | where the original falls |",
-        "| --- | --- | --- | --- |",
+        "| original run | its accuracy / NLL | our variant | our seeds: accuracy % (mean ± sd; range) "
+        "| our NLL (mean ± sd) | where the original falls |",
+        "| --- | ---: | --- | ---: | ---: | --- |",
     ]
-    for variant, (accuracy, loss) in ORIGINAL_STUDY.items():
-        ours = runs[runs["variant"] == variant]["accuracy"]
+    for name, run in ORIGINAL_RUNS.items():
+        ours = runs[runs["variant"] == run.variant]
         if ours.empty:
             continue
-        values = ", ".join(f"{100 * a:.2f}" for a in sorted(ours))
-        above = int((ours < accuracy).sum())
+        acc, loss = ours["accuracy"], ours["loss"]
+        below = int((acc < run.accuracy).sum())
         place = (
-            "above every seed"
-            if above == len(ours)
+            f"above all {len(acc)} seeds"
+            if below == len(acc)
             else "below every seed"
-            if above == 0
-            else f"above {above} of {len(ours)} seeds"
+            if below == 0
+            else f"above {below} of {len(acc)} seeds"
         )
-        lines.append(f"| {100 * accuracy:.2f}% / NLL {loss:.4f} | {variant} | {values} | {place} |")
+        lines.append(
+            f"| {name} | {100 * run.accuracy:.2f}% / {run.loss:.4f} | {run.variant} "
+            f"| {_pct(acc.mean())} ± {_pct(acc.std(ddof=1))}; {_pct(acc.min())}–{_pct(acc.max())} "
+            f"| {loss.mean():.4f} ± {loss.std(ddof=1):.4f} | {place} |"
+        )
+    return "\n".join(lines)
+
+
+def claim_comparisons(runs: pd.DataFrame, seeds: list[int], root: Path = Path(".")) -> pd.DataFrame:
+    """The paired comparisons behind the original study's conclusions (those whose variants
+    ran), Holm-corrected over these comparisons; column `claim` says which conclusion."""
+    frames = []
+    for claim, pairs in ORIGINAL_CLAIMS.items():
+        for variant, reference in pairs:
+            both = runs[runs["variant"].isin([variant, reference])]
+            if both["variant"].nunique() == 2:
+                one = paired_comparisons(both, reference, seeds, root).assign(claim=claim)
+                frames.append(one.drop(columns="paired_t_p_holm"))
+    return with_holm(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+
+
+def claim_verdicts(claims: pd.DataFrame, alpha: float = 0.05) -> str:
+    """One sentence per conclusion of the original study: does it hold on our seeds?"""
+    if claims.empty:
+        return "The variants that reproduce the original study's configurations are not in this study."
+    lines = []
+    for claim, rows in claims.groupby("claim", sort=False):
+        parts, better = [], []
+        for _, row in rows.iterrows():
+            seeds_significant = sum(p < alpha for p in row["mcnemar_p_per_seed"])
+            parts.append(
+                f"`{row['variant']}` − `{row['baseline']}` {100 * row['diff_mean']:+.2f} pp "
+                f"(95% CI {100 * row['diff_ci95_low']:+.2f} to {100 * row['diff_ci95_high']:+.2f}, "
+                f"Holm p {row['paired_t_p_holm']:.2g}, McNemar p < {alpha} on {seeds_significant} of "
+                f"{len(row['mcnemar_p_per_seed'])} seeds)"
+            )
+            if row["paired_t_p_holm"] < alpha and row["diff_mean"] > 0:
+                better.append(f"`{row['variant']}`")
+        verdict = (
+            f"does not hold: {', '.join(better)} is significantly better"
+            if better
+            else "holds: no improvement is distinguishable from noise"
+        )
+        lines.append(f"- *{claim}* — {verdict}; " + "; ".join(parts) + ".")
     return "\n".join(lines)
 
 
 def data_note(provenance: dict) -> str:
     """Which MNIST produced the numbers, from the download stage's provenance record."""
     return f"Data: MNIST from {provenance['source']} — {provenance['note']}."
-
-
-def _significance_sentence(comparisons: pd.DataFrame, alpha: float = 0.05) -> str:
-    significant = comparisons[comparisons["paired_t_p_holm"] < alpha]
-    if significant.empty:
-        return "Here no variant differs from the baseline significantly after Holm correction."
-    names = ", ".join(f"`{v}`" for v in significant["variant"])
-    return f"Here {names} differ(s) from the baseline significantly after Holm correction."
-
-
-def report(
-    summary: pd.DataFrame,
-    comparisons: pd.DataFrame,
-    params: object,
-    provenance: dict,
-    runs: pd.DataFrame,
-    per_class: dict,
-) -> str:
-    """The markdown report of the study: results, paired comparisons, and how to read them."""
-    train, study = params.train_for("mnist"), params.studies.upright
-    return f"""# Results
-
-Generated by the `compare` stage from `metrics/eval/mnist/*.json` and `plots/predictions/mnist/*.csv`
-({len(study.seeds)} seeds per variant: {", ".join(map(str, study.seeds))}; {train.epochs} epochs,
-SGD lr {train.lr}, batch {train.batch_size}; {params.mnist.train_count} training and
-{params.mnist.test_count} test images).
-
-{data_note(provenance)}
-
-## Test accuracy and loss per variant
-
-{results_table(summary)}
-
-The 95% CI is a t-interval over seeds: it covers run-to-run variation (initialisation,
-batch order, dropout). The original study's numbers are single runs with no error bar; its
-"Leaky ReLU" run used CoordConv and `nn.LeakyReLU(True)`, i.e. negative slope 1 (linear), so
-it is listed beside `stn-coordconv-leakyrelu` only for reference.
-
-## Each variant against the baseline ({params.compare.baseline})
-
-{comparisons_table(comparisons)}
-
-How to read this: the accuracy difference is paired by seed (same seed, same test images);
-its CI is a t-interval over the seed-paired differences. McNemar's exact test counts the test
-images on which exactly one of the two models is right; a small p-value in every seed says the
-two models disagree more one way than chance would allow on this test set. A difference whose
-CI straddles 0 and whose McNemar p-values are large is not distinguishable from noise here.
-
-## Per-class accuracy (%, mean over seeds), in the original study's layout
-
-{per_class_accuracy_table(per_class)}
-
-## Calibration and balance across digits
-
-{quality_table(summary)}
-
-## The original study's single runs beside our seeds
-
-{original_side_by_side(runs)}
-
-The original runs used the official training images, no fixed seed and one run each; the
-seeds above show how far one run of the same variant moves. An original number inside our
-range is one draw of the same distribution; the ranking it suggested (Conv, then Leaky ReLU,
-then CoordConv) would need differences larger than the detectable differences of the
-comparison table. {_significance_sentence(comparisons)}
-
-## Why these metrics
-
-- Accuracy / error rate: the quantity the field reports on MNIST; with 10000 test images one
-  binomial standard error at 99% accuracy is about 0.1 pp (10 images), so differences of
-  that size between single runs say nothing.
-- Average NLL: uses the predicted probabilities, so it separates models with equal accuracy
-  but different confidence, and it moves before accuracy does.
-- Per-class accuracy and the confusion matrix (per run, in `metrics/eval` and
-  `plots/predictions`): show whether a variant trades errors between digits (e.g. 4/9, 7/2)
-  rather than removing them.
-- Mean ± sd over seeds and paired tests: the only way to tell a real difference from
-  run-to-run and test-set noise. The paired t p-values are Holm-corrected over the
-  comparisons of the table (several variants against one baseline), and the detectable
-  difference (80% power at the observed seed-to-seed spread) gives "no difference" a size.
-- Expected calibration error (15 equal-width confidence bins, Guo et al. 2017): whether the
-  predicted probabilities can be trusted as probabilities. The NLL mixes this with accuracy;
-  the ECE isolates it (`plots/compare/reliability.png` shows the bins).
-- Macro-F1: precision and recall per digit, averaged with equal weight per class, so a
-  variant that buys accuracy on frequent digits at the expense of rare ones shows it.
-"""

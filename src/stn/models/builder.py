@@ -46,9 +46,13 @@ class STNClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.transform(x))
 
-    def training_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss to minimise and the log-probabilities: NLL, plus any auxiliary term."""
-        if self.stn is None or self.spec.identity_penalty == 0:
+    def training_loss(
+        self, x: torch.Tensor, y: torch.Tensor, epoch: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss to minimise in (1-based) `epoch` and the log-probabilities: NLL, plus any
+        auxiliary term."""
+        weight = self.spec.identity_weight(epoch)
+        if self.stn is None or weight == 0:
             output = self(x)
             return F.nll_loss(output, y), output
         matrix = self.stn.transform(x)
@@ -56,7 +60,7 @@ class STNClassifier(nn.Module):
         # Mean squared distance of the predicted transform from the identity.
         identity = torch.eye(3, dtype=matrix.dtype, device=matrix.device)[: matrix.shape[1]]
         penalty = (matrix - identity).pow(2).sum((1, 2)).mean()
-        return F.nll_loss(output, y) + self.spec.identity_penalty * penalty, output
+        return F.nll_loss(output, y) + weight * penalty, output
 
 
 def build_model(spec: VariantSpec, shape: InputShape = InputShape()) -> STNClassifier:

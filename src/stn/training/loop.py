@@ -50,11 +50,11 @@ def select_device(preference: str) -> torch.device:
 
 
 def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, epoch: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on one batch; returns (mean loss, number correct), both detached."""
     optimizer.zero_grad(set_to_none=True)
-    loss, output = model.training_loss(x, y)
+    loss, output = model.training_loss(x, y, epoch)
     loss.backward()
     optimizer.step()
     return loss.detach(), (output.detach().argmax(1) == y).sum()
@@ -180,7 +180,7 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         for step, i in enumerate(range(0, n, bs)):
             idx = perm[i : i + bs]
-            loss, hits = train_step(self.model, self.optimizer, self.x[idx], self.y[idx])
+            loss, hits = train_step(self.model, self.optimizer, self.x[idx], self.y[idx], epoch)
             value = loss.item()
             if not math.isfinite(value):
                 raise DivergenceError(

@@ -23,9 +23,10 @@ class Distortion(BaseModel, ABC):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    @abstractmethod
     def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """(height, width) of the distorted images for inputs of the given size."""
+        """(height, width) of the distorted images for inputs of the given size: by default the
+        input's, since most distortions warp in place; a distortion onto a larger canvas overrides it."""
+        return height, width
 
     @abstractmethod
     def apply(

@@ -73,9 +73,6 @@ class Elastic(Distortion):
         0.08, ge=0.0, le=1.0, description="Std of each control point's displacement, normalized units."
     )
 
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        return height, width
-
     def apply(
         self, images: np.ndarray, rng: np.random.Generator, *, chunk: int = DEFAULT_CHUNK
     ) -> np.ndarray:

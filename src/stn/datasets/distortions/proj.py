@@ -67,9 +67,6 @@ class Projective(Distortion):
         check_range(self.scale_low, self.scale_high, "scale_low", "scale_high")
         return self
 
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        return height, width
-
     def apply(
         self, images: np.ndarray, rng: np.random.Generator, *, chunk: int = DEFAULT_CHUNK
     ) -> np.ndarray:

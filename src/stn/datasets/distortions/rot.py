@@ -20,9 +20,6 @@ class Rotation(Distortion):
         90.0, ge=0.0, le=180.0, description="Angles are drawn uniformly in [-max_degrees, max_degrees]."
     )
 
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        return height, width
-
     def apply(
         self, images: np.ndarray, rng: np.random.Generator, *, chunk: int = DEFAULT_CHUNK
     ) -> np.ndarray:

@@ -1,0 +1,137 @@
+"""The report pieces of the upright study: the original study's claims, validation curves,
+per-class scores and cost, each on a small case whose answer is known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_evaluate import _fake_run
+
+from stn.analysis.classification import per_class_scores_table
+from stn.analysis.cost import cost_frame, cost_table, inference_rate
+from stn.analysis.stats import (
+    ORIGINAL_RUNS,
+    claim_comparisons,
+    claim_verdicts,
+    load_runs,
+    original_side_by_side,
+    per_class_scores,
+)
+from stn.analysis.validation import checkpoints, returns_table, validation_figure
+from stn.datasets.store import save_arrays, write_meta
+from stn.layout import RunPaths, dataset_dir
+from stn.models.builder import build_model, save_model
+from stn.variant import VariantSpec
+
+SEEDS = [0, 1, 2]
+
+
+def _study(root: Path, accuracy: dict[str, list[float]], n: int = 2000) -> pd.DataFrame:
+    """Fake runs of the upright study with the given accuracy per seed (errors at random images)."""
+    rng = np.random.default_rng(0)
+    for variant, per_seed in accuracy.items():
+        for seed, acc in zip(SEEDS, per_seed, strict=True):
+            correct = np.ones(n, dtype=bool)
+            correct[rng.choice(n, round(n * (1 - acc)), replace=False)] = False
+            _fake_run(root, variant, seed, correct)
+    return load_runs("mnist", list(accuracy), SEEDS, root)
+
+
+def test_original_runs_sit_beside_the_variants_that_reproduce_them(tmp_path: Path) -> None:
+    runs = _study(tmp_path, {"stn-conv": [0.99, 0.9925, 0.993], "stn-coordconv-cls": [0.995, 0.996, 0.997]})
+    table = original_side_by_side(runs).splitlines()
+    assert len(table) == 4  # header, rule, Conv, CoordConv: the Leaky ReLU variant did not run
+    conv, coordconv = table[2], table[3]
+    assert conv.startswith("| Conv | 99.21% / 0.0296 | stn-conv |") and "above 1 of 3 seeds" in conv
+    assert coordconv.startswith("| CoordConv | 99.08% / 0.0312 | stn-coordconv-cls |")
+    assert "below every seed" in coordconv and "99.60 ± 0.10; 99.50–99.70" in coordconv
+    assert ORIGINAL_RUNS["Leaky ReLU"].variant == "stn-coordconv-linear"
+
+
+def test_a_claim_fails_when_the_variant_is_significantly_better(tmp_path: Path) -> None:
+    runs = _study(
+        tmp_path,
+        {
+            "stn-conv": [0.900, 0.905, 0.910],
+            "stn-coordconv-cls": [0.950, 0.956, 0.960],  # much better: "does not improve" fails
+            "stn-coordconv-linear": [0.901, 0.903, 0.912],  # the same: "does not improve" holds
+        },
+    )
+    claims = claim_comparisons(runs, SEEDS, tmp_path)
+    assert list(claims["variant"]) == ["stn-coordconv-cls", "stn-coordconv-linear"]
+    assert list(claims["baseline"]) == ["stn-conv", "stn-conv"]
+    # Holm over the two comparisons: the smaller p doubled, the larger at least that.
+    raw = claims["paired_t_p"].to_numpy()
+    assert claims["paired_t_p_holm"].iloc[0] == pytest.approx(min(1, 2 * raw.min()))
+    text = claim_verdicts(claims).splitlines()
+    assert text[0].startswith("- *CoordConv does not improve on Conv* — does not hold: `stn-coordconv-cls`")
+    assert "+5.03 pp" in text[0]
+    assert text[1].startswith("- *Leaky ReLU does not improve the STN* — holds")
+
+
+def test_claims_without_their_variants_say_so(tmp_path: Path) -> None:
+    runs = _study(tmp_path, {"cnn": [0.9, 0.9, 0.9]})
+    assert claim_comparisons(runs, SEEDS, tmp_path).empty
+    assert "not in this study" in claim_verdicts(pd.DataFrame())
+
+
+def _histories() -> pd.DataFrame:
+    rows = []
+    for seed, late_gain in zip(SEEDS, [0.001, 0.002, 0.003], strict=True):
+        for epoch in range(1, 11):
+            rows.append({"variant": "a", "seed": seed, "epoch": epoch, "val_accuracy": 0.9 + 0.005 * epoch})
+            flat = 0.95 + (late_gain if epoch == 10 else 0.0)
+            rows.append({"variant": "b", "seed": seed, "epoch": epoch, "val_accuracy": flat})
+    return pd.DataFrame(rows)
+
+
+def test_returns_table_by_hand() -> None:
+    assert checkpoints(50) == [12, 25, 38, 50] and checkpoints(1) == [1]
+    table = returns_table(_histories(), ["variant"], [5, 8, 10]).splitlines()
+    assert table[0] == "| variant | epoch 5 | epoch 8 | epoch 10 | gain 8→10 (pp) |"
+    assert table[2] == "| a | 92.50 | 94.00 | 95.00 | +1.00 ± 0.00 |"
+    assert table[3] == "| b | 95.00 | 95.00 | 95.20 | +0.20 ± 0.10 |"
+    assert returns_table(_histories(), ["variant"], [10]).splitlines()[2] == "| a | 95.00 |"
+    assert "No validation split" in returns_table(pd.DataFrame({"epoch": [1]}), ["variant"], [1])
+    validation_figure(_histories(), "test")
+
+
+def test_per_class_scores_of_every_run(tmp_path: Path) -> None:
+    # Seed 0: every image of class 0 right; seed 1: class 0 predicted as 1 half of the time.
+    for seed, predicted in [(0, [0, 0, 1, 1]), (1, [0, 1, 1, 1])]:
+        paths = RunPaths("mnist", "v", seed, tmp_path)
+        table = pd.DataFrame({"actual": [0, 0, 1, 1], "predicted": predicted, "nll": 0.1})
+        paths.predictions.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(paths.predictions, index=False)
+    scores = per_class_scores("mnist", ["v"], [0, 1], tmp_path)
+    assert len(scores) == 2 * 10 and list(scores.columns[:3]) == ["variant", "seed", "class"]
+    one = scores[(scores["seed"] == 1)].set_index("class")
+    assert one.loc[0, "recall"] == 0.5 and one.loc[1, "precision"] == pytest.approx(2 / 3)
+    table = per_class_scores_table(scores).splitlines()
+    assert table[2].startswith("| v | precision | 100.0 | 83.3 | 0.0 |")  # (1 + 1) / 2, (1 + 2/3) / 2
+    assert table[3].startswith("| v | recall | 75.0 | 100.0 | 0.0 |")
+
+
+def test_cost_of_a_saved_model(tmp_path: Path) -> None:
+    folder = dataset_dir("tiny", tmp_path)
+    folder.mkdir(parents=True)
+    images = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    labels = np.arange(64, dtype=np.uint8) % 10
+    save_arrays(folder, "test", images, labels)
+    meta = {"name": "tiny", "image_size": [28, 28], "classes": 10, "counts": {"test": 64}}
+    write_meta(folder, meta | {"normalization": {"mean": 0.13, "std": 0.31}, "content_sha256": "-"})
+    torch.manual_seed(0)
+    save_model(build_model(VariantSpec()), RunPaths("tiny", "stn-conv", 0, tmp_path).model)
+    assert inference_rate(RunPaths("tiny", "stn-conv", 0, tmp_path).model, "tiny", tmp_path) > 0
+    runs = pd.DataFrame({"dataset": ["tiny"], "variant": ["stn-conv"], "seed": [0], "parameters": [28644]})
+    histories = pd.DataFrame(
+        {"dataset": "tiny", "variant": "stn-conv", "seed": 0, "epoch": [1, 2, 3], "seconds": [9.0, 8.0, 30.0]}
+    )
+    frame = cost_frame(runs, histories, tmp_path)
+    assert frame.loc[("tiny", "stn-conv"), "train_s_per_epoch"] == 9.0  # the median ignores a stall
+    row = cost_table(frame).splitlines()[2]
+    assert row.startswith("| tiny | stn-conv | 28,644 | 9.0 | ")
