@@ -25,10 +25,12 @@ def results_block(report: str) -> str:
 
 
 def benchmark_block(report: str) -> str:
-    """The benchmark's test-error table (with the paper's numbers) and its verdicts."""
+    """The benchmark's headline, its test-error table (with the paper's numbers) and its verdicts."""
+    headline = re.search(r"^## Headline\n\n(.*?)\n\n", report, flags=re.M | re.S)
     error = next(t for t in _tables(report) if "*paper: CNN*" in t)
-    verdicts = re.findall(r"^- \*\*.*$", report, flags=re.M)
-    return error + "\n\n" + "\n".join(verdicts) + "\n"
+    verdicts = re.findall(r"^- \*\*[^*`]+\*\*: .*$", report, flags=re.M)  # not the ideas' list
+    parts = ([f"**{headline.group(1)}**"] if headline else []) + [error, "\n".join(verdicts)]
+    return "\n\n".join(parts) + "\n"
 
 
 BLOCKS = {

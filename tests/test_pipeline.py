@@ -29,11 +29,11 @@ def _ran(output: str) -> set[str]:
 
 
 def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path) -> None:
-    params = tiny_params(distorted=("rts",), distorted_variants=("cnn-aug", "stn-conv"))
+    params = tiny_params(distorted=("rts",), distorted_variants=("cnn-aug", "stn-conv", "stn-idpen"))
     project = make_project(tmp_path / "p", params)
     env = _env(tiny_mirror)
     first = dvc(project, "repro", env=env)
-    runs = {"mnist-cnn-0", "mnist-stn-conv-0", "rts-cnn-aug-0", "rts-stn-conv-0"}
+    runs = {"mnist-cnn-0", "mnist-stn-conv-0", "rts-cnn-aug-0", "rts-stn-conv-0", "rts-stn-idpen-0"}
     upright = {r for r in runs if r.startswith("mnist")}
     expected = {
         "download",
@@ -86,10 +86,19 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     provenance = json.loads((project / "reports" / "data-provenance.json").read_text())
     assert provenance["files"]["train-images-idx3-ubyte.gz"]["items"] == N_TRAIN
     assert provenance["identity"] == "unknown"
-    assert (project / "plots" / "compare" / "accuracy.png").read_bytes().startswith(PNG)
+    for figure in ("accuracy", "reliability", "curves", "validation"):
+        assert (project / "plots" / "compare" / f"{figure}.png").read_bytes().startswith(PNG)
+        assert f"../plots/compare/{figure}.png" in report or figure == "curves"
+    per_class = pd.read_csv(project / "reports" / "per-class.csv")
+    assert len(per_class) == 2 * 10 and set(per_class["variant"]) == {"cnn", "stn-conv"}
+    assert "| variant | epoch 1 |" in report  # the validation table (a 1-epoch study)
     benchmark = (project / "reports" / "benchmark.md").read_text()
     assert "| cnn-aug | " in benchmark and "*paper: ST-CNN affine*" in benchmark
     assert "- **rts**: `stn-conv` against `cnn-aug`:" in benchmark
+    assert "`stn-idpen` did best on the validation split" in benchmark  # the only idea here
+    assert "- **`stn-idpen`** (identity_penalty: 1.0, identity_penalty_epochs: 3)" in benchmark
+    assert "| stn-idpen | 1 | " in benchmark  # its stability row
+    assert "inference images/s" in benchmark
     assert (project / "plots" / "benchmark" / "error-rts.png").read_bytes().startswith(PNG)
     assert (project / "plots" / "datasets" / "rts.png").read_bytes().startswith(PNG)
     headline = json.loads((project / "metrics" / "distorted" / "rts-stn-conv.json").read_text())
@@ -111,6 +120,7 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
         "prepare@rts",
         "train-distorted@rts-cnn-aug-0",
         "train-distorted@rts-stn-conv-0",
+        "train-distorted@rts-stn-idpen-0",
     }
     subprocess.run(["git", "checkout", "params.yaml"], cwd=project, check=True)
     # Editing one variant reruns that variant's runs on every dataset, and the report.

@@ -23,6 +23,7 @@ from stn.analysis.classification import (
     per_class_report,
 )
 from stn.analysis.significance import (
+    format_p,
     holm,
     mcnemar_exact,
     minimum_detectable_difference,
@@ -200,3 +201,10 @@ def test_minimum_detectable_difference_by_simulation():
     assert required_pairs(1.0, delta * (1 + 1e-6)) == 5
     assert required_pairs(1.0, delta * (1 - 1e-6)) == 6
     assert required_pairs(1.0, 0.5) >= required_pairs(1.0, 1.0) > 5
+
+
+def test_format_p_bounds_an_underflow():
+    assert format_p(0.0) == "<1e-300" and format_p(1e-320) == "<1e-300"
+    assert format_p(0.012345) == "0.0123" and format_p(0.012345, 2) == "0.012"
+    assert format_p(float("nan")) == "n/a"
+    assert mcnemar_exact(np.ones(3000, bool), np.zeros(3000, bool))[2] == 0.0  # why the bound exists

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from stn.analysis.figures import plt
+from stn.analysis.significance import format_p
 from stn.analysis.stats import load_runs, paired_comparisons, summarize_variants, with_holm
 from stn.layout import RunPaths
 
@@ -92,9 +93,8 @@ def comparisons_table(comparisons: pd.DataFrame) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for _, r in comparisons.iterrows():
-        ps = ", ".join(f"{p:.2g}" for p in r["mcnemar_p_per_seed"])
-        p_t = "n/a" if np.isnan(r["paired_t_p"]) else f"{r['paired_t_p']:.3g}"
-        p_h = "n/a" if np.isnan(r["paired_t_p_holm"]) else f"{r['paired_t_p_holm']:.3g}"
+        ps = ", ".join(format_p(p, 2) for p in r["mcnemar_p_per_seed"])
+        p_t, p_h = format_p(r["paired_t_p"]), format_p(r["paired_t_p_holm"])
         lines.append(
             f"| {r['dataset']} | {r['variant']} − {r['baseline']} | {-100 * r['diff_mean']:+.2f} "
             f"| {-100 * r['diff_ci95_high']:+.2f} to {-100 * r['diff_ci95_low']:+.2f} | {p_t} | {p_h} "

@@ -117,3 +117,11 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[int, in
     if n == 0:
         return only_a, only_b, 1.0
     return only_a, only_b, float(stats.binomtest(min(only_a, only_b), n, 0.5).pvalue)
+
+
+def format_p(p: float, digits: int = 3) -> str:
+    """A p-value for a table: `digits` significant digits, "n/a" when undefined, and a bound
+    instead of 0 when it underflows (McNemar on thousands of discordant images can)."""
+    if np.isnan(p):
+        return "n/a"
+    return "<1e-300" if p < 1e-300 else f"{p:.{digits}g}"

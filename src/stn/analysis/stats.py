@@ -21,7 +21,7 @@ from scipy import stats
 
 from stn.analysis.calibration import ece_from_predictions
 from stn.analysis.classification import macro_f1, per_class_report
-from stn.analysis.significance import holm, mcnemar_exact, minimum_detectable_difference
+from stn.analysis.significance import format_p, holm, mcnemar_exact, minimum_detectable_difference
 from stn.atomic import write_json
 from stn.errors import StnError
 from stn.layout import RunPaths
@@ -228,9 +228,8 @@ def comparisons_table(comparisons: pd.DataFrame) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for _, row in comparisons.iterrows():
-        ps = ", ".join(f"{p:.3g}" for p in row["mcnemar_p_per_seed"])
-        p_t = "n/a" if np.isnan(row["paired_t_p"]) else f"{row['paired_t_p']:.3g}"
-        p_h = "n/a" if np.isnan(row["paired_t_p_holm"]) else f"{row['paired_t_p_holm']:.3g}"
+        ps = ", ".join(format_p(p) for p in row["mcnemar_p_per_seed"])
+        p_t, p_h = format_p(row["paired_t_p"]), format_p(row["paired_t_p_holm"])
         mdd = "n/a" if np.isnan(row["detectable"]) else f"{100 * row['detectable']:.2f}"
         lines.append(
             f"| {row['variant']} − {row['baseline']} | {100 * row['diff_mean']:+.3f} "
