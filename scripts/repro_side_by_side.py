@@ -94,8 +94,9 @@ def save_finished(root: Path, tree: Path, stages: list[str]) -> list[str]:
 def schedule(stages: list[str], root: Path) -> list[str]:
     """The order to train in: studies in params.yaml's order; within a study, variant by
     variant in the study's order, so an interrupted study holds whole variants; plain CNNs
-    (about half as long) last, so short runs fill the gaps at the end instead of one long
-    run leaving a core idle. Stage names are train-STUDY@DATASET-VARIANT-SEED."""
+    (about half as long; augmenting ones are not) last, so short runs fill the gaps at the
+    end instead of one long run leaving a core idle. Stage names are
+    train-STUDY@DATASET-VARIANT-SEED."""
     params = yaml.safe_load((root / "params.yaml").read_text())
     studies = list(params["studies"])
 
@@ -105,8 +106,9 @@ def schedule(stages: list[str], root: Path) -> list[str]:
         variant = run.removeprefix(dataset + "-").rsplit("-", 1)[0]
         order = params["studies"][study]["variants"]
         position = order.index(variant) if variant in order else len(order)
-        is_cnn = not params["variants"].get(variant, {}).get("stn", True)
-        return studies.index(study) if study in studies else len(studies), is_cnn, position
+        spec = params["variants"].get(variant, {})
+        plain_cnn = not spec.get("stn", True) and not spec.get("augment", False)
+        return studies.index(study) if study in studies else len(studies), plain_cnn, position
 
     return sorted(stages, key=key)  # stable: keeps dvc's order (dataset, seed) within a variant
 

@@ -18,17 +18,25 @@ def _tables(report: str) -> list[str]:
     return [t.strip() for t in re.findall(r"(?:^\|.*\|\n)+", report, flags=re.M)]
 
 
+def _section(report: str, title: str) -> str:
+    """The text of the `## ` section whose title starts with `title` (empty if there is none)."""
+    match = re.search(rf"^## {re.escape(title)}.*?(?=^## |\Z)", report, flags=re.M | re.S)
+    return match.group(0) if match else ""
+
+
 def results_block(report: str) -> str:
-    """The upright report's data note and its headline table."""
+    """The upright report's data note, its headline table and its verdicts on the original study."""
     note = re.search(r"^Data: .*?(?=\n\n)", report, flags=re.M | re.S)
-    return "\n\n".join(([note.group(0)] if note else []) + _tables(report)[:1]) + "\n"
+    claims = re.findall(r"^- \*[^*].*$", _section(report, "The original study's conclusions"), flags=re.M)
+    parts = ([note.group(0)] if note else []) + _tables(report)[:1] + (["\n".join(claims)] if claims else [])
+    return "\n\n".join(parts) + "\n"
 
 
 def benchmark_block(report: str) -> str:
     """The benchmark's headline, its test-error table (with the paper's numbers) and its verdicts."""
     headline = re.search(r"^## Headline\n\n(.*?)\n\n", report, flags=re.M | re.S)
     error = next(t for t in _tables(report) if "*paper: CNN*" in t)
-    verdicts = re.findall(r"^- \*\*[^*`]+\*\*: .*$", report, flags=re.M)  # not the ideas' list
+    verdicts = re.findall(r"^- \*\*.*$", _section(report, "Does the STN beat the CNN"), flags=re.M)
     parts = ([f"**{headline.group(1)}**"] if headline else []) + [error, "\n".join(verdicts)]
     return "\n\n".join(parts) + "\n"
 

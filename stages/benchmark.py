@@ -55,7 +55,7 @@ def main() -> None:
     cost = cost_frame(runs, histories)
     report = benchmark_report(params, runs, summary, comparisons, histories, curves, kinds, provenance, cost)
     write_text("reports/benchmark.md", report)
-    print(report.split("## ")[2])
+    print(report.split("## Headline\n\n", 1)[1].split("\n\n", 1)[0])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ choice, the significance marks and the headline, on small cases worked out by ha
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from stn.analysis.ideas import (
@@ -87,6 +88,7 @@ def _comparison(
         "diff_mean": diff,
         "paired_t_p_holm": holm,
         "mcnemar_p_per_seed": mcnemar,
+        "mcnemar_direction_per_seed": [int(np.sign(tips))] * len(mcnemar),
         "only_variant_right": 50 + tips,
         "only_baseline_right": 50,
     }
@@ -106,6 +108,10 @@ def test_ideas_table_marks_holm_and_mcnemar() -> None:
     table = ideas_table(COMPARISONS, ["y", "z"], ["rot", "rts", "proj", "elastic"]).splitlines()
     assert table[2] == "| y | -0.40 H | -0.20 M | +0.10 | +0.30 H |"
     assert table[3] == "| z | — | — | — | — |"
+    # One seed significant the other way: not "every seed, the same way".
+    mixed = COMPARISONS.copy()
+    mixed.at[1, "mcnemar_direction_per_seed"] = [1, -1, 1]
+    assert ideas_table(mixed, ["y"], ["rts"]).splitlines()[2] == "| y | -0.20 |"
 
 
 def test_headline_says_where_the_best_idea_wins() -> None:

@@ -15,7 +15,13 @@ import pandas as pd
 
 from stn.analysis.figures import plt
 from stn.analysis.significance import format_p
-from stn.analysis.stats import load_runs, paired_comparisons, summarize_variants, with_holm
+from stn.analysis.stats import (
+    load_runs,
+    mcnemar_every_seed,
+    paired_comparisons,
+    summarize_variants,
+    with_holm,
+)
 from stn.layout import RunPaths
 
 # Jaderberg et al. 2015, Table 1: test error (%) on distorted MNIST, keyed by distortion.
@@ -54,8 +60,7 @@ def verdict(row: pd.Series, alpha: float = 0.05) -> str:
     """How `baseline` fares against `variant`, in words, from the error difference."""
     better = -row["diff_mean"]  # accuracy(baseline) - accuracy(variant), in [0, 1]
     # McNemar on every seed, with the discordant images tipping the same way as the mean.
-    tips = np.sign(row["only_baseline_right"] - row["only_variant_right"]) == np.sign(better)
-    every_seed = tips and all(p < alpha for p in row["mcnemar_p_per_seed"])
+    every_seed = mcnemar_every_seed(row, alpha)
     word = "lower" if better > 0 else "higher"
     strength = (
         "significant after Holm correction"

@@ -8,9 +8,9 @@ entry, not code here (a field without a paragraph below is still listed by name)
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from stn.analysis.stats import mcnemar_every_seed
 from stn.variant import VariantSpec
 
 # Why each change might beat the conventional STN, keyed by the VariantSpec field it sets.
@@ -110,11 +110,10 @@ def best_on_validation(histories: pd.DataFrame, ideas: list[str]) -> str | None:
 
 
 def _mark(row: pd.Series, alpha: float = 0.05) -> str:
-    """H: significant after Holm; M: McNemar p < alpha on every seed, the same way as the mean."""
+    """H: significant after Holm; M: McNemar p < alpha on every seed, each the way of the mean."""
     if row["paired_t_p_holm"] < alpha:
         return "H"
-    tips = np.sign(row["only_variant_right"] - row["only_baseline_right"]) == np.sign(row["diff_mean"])
-    return "M" if tips and all(p < alpha for p in row["mcnemar_p_per_seed"]) else ""
+    return "M" if mcnemar_every_seed(row, alpha) else ""
 
 
 def ideas_table(comparisons: pd.DataFrame, ideas: list[str], datasets: list[str]) -> str:

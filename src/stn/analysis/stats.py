@@ -49,8 +49,9 @@ ORIGINAL_RUNS = {
 ORIGINAL_CLAIMS = {
     "CoordConv does not improve on Conv": [("stn-coordconv-cls", "stn-conv"), ("stn-coordconv", "stn-conv")],
     "Leaky ReLU does not improve the STN": [
-        ("stn-coordconv-linear", "stn-conv"),
-        ("stn-coordconv-leakyrelu", "stn-coordconv"),
+        ("stn-coordconv-linear", "stn-conv"),  # the original's comparison
+        ("stn-coordconv-linear", "stn-coordconv"),  # the activation alone, as it ran
+        ("stn-coordconv-leakyrelu", "stn-coordconv"),  # the activation alone, as it was meant
     ],
 }
 
@@ -157,11 +158,12 @@ def paired_comparisons(
             else float("nan")
         )
         only_v = only_b = 0
-        pvalues = []
+        pvalues, directions = [], []
         for seed in seeds:
             a, b, p = mcnemar_exact(_correct(RunPaths(dataset, variant, seed, root)), base_correct[seed])
             only_v, only_b = only_v + a, only_b + b
             pvalues.append(p)
+            directions.append(int(np.sign(a - b)))  # +1: the variant is right more often
         rows.append(
             {
                 "dataset": dataset,
@@ -174,6 +176,7 @@ def paired_comparisons(
                 "only_variant_right": only_v,
                 "only_baseline_right": only_b,
                 "mcnemar_p_per_seed": pvalues,
+                "mcnemar_direction_per_seed": directions,
                 # The smallest true difference this many seeds detect with 80% power, given the spread.
                 "detectable": (
                     minimum_detectable_difference(float(diff.std(ddof=1)), len(diff))
@@ -183,6 +186,15 @@ def paired_comparisons(
             }
         )
     return with_holm(pd.DataFrame(rows))
+
+
+def mcnemar_every_seed(row: pd.Series, alpha: float = 0.05) -> bool:
+    """McNemar's test significant on every seed, each seed tipping the way the mean difference does."""
+    sign = int(np.sign(row["diff_mean"]))
+    return sign != 0 and all(
+        p < alpha and d == sign
+        for p, d in zip(row["mcnemar_p_per_seed"], row["mcnemar_direction_per_seed"], strict=True)
+    )
 
 
 def with_holm(comparisons: pd.DataFrame) -> pd.DataFrame:
@@ -279,6 +291,17 @@ def quality_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _place(value: float, seeds: pd.Series) -> str:
+    """Where a single number falls among the seeds' values: above, equal to, below how many."""
+    counts = {"above": int((seeds < value).sum()), "equal to": int((seeds == value).sum())}
+    counts["below"] = len(seeds) - counts["above"] - counts["equal to"]
+    if counts["above"] == len(seeds):
+        return f"above all {len(seeds)} seeds"
+    if counts["below"] == len(seeds):
+        return f"below all {len(seeds)} seeds"
+    return ", ".join(f"{word} {n}" for word, n in counts.items() if n) + f" of {len(seeds)} seeds"
+
+
 def original_side_by_side(runs: pd.DataFrame) -> str:
     """Each of the original study's single runs beside the seeds of the variant that reproduces it."""
     lines = [
@@ -291,14 +314,7 @@ def original_side_by_side(runs: pd.DataFrame) -> str:
         if ours.empty:
             continue
         acc, loss = ours["accuracy"], ours["loss"]
-        below = int((acc < run.accuracy).sum())
-        place = (
-            f"above all {len(acc)} seeds"
-            if below == len(acc)
-            else "below every seed"
-            if below == 0
-            else f"above {below} of {len(acc)} seeds"
-        )
+        place = _place(run.accuracy, acc)
         lines.append(
             f"| {name} | {100 * run.accuracy:.2f}% / {run.loss:.4f} | {run.variant} "
             f"| {_pct(acc.mean())} ± {_pct(acc.std(ddof=1))}; {_pct(acc.min())}–{_pct(acc.max())} "
@@ -320,6 +336,12 @@ def claim_comparisons(runs: pd.DataFrame, seeds: list[int], root: Path = Path(".
     return with_holm(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
 
 
+def missing_claim_comparisons(runs: pd.DataFrame) -> list[str]:
+    """The comparisons behind the original study's conclusions whose variants did not run."""
+    ran = set(runs["variant"])
+    return [f"`{v}` − `{r}`" for pairs in ORIGINAL_CLAIMS.values() for v, r in pairs if not {v, r} <= ran]
+
+
 def claim_verdicts(claims: pd.DataFrame, alpha: float = 0.05) -> str:
     """One sentence per conclusion of the original study: does it hold on our seeds?"""
     if claims.empty:
@@ -332,8 +354,8 @@ def claim_verdicts(claims: pd.DataFrame, alpha: float = 0.05) -> str:
             parts.append(
                 f"`{row['variant']}` − `{row['baseline']}` {100 * row['diff_mean']:+.2f} pp "
                 f"(95% CI {100 * row['diff_ci95_low']:+.2f} to {100 * row['diff_ci95_high']:+.2f}, "
-                f"Holm p {row['paired_t_p_holm']:.2g}, McNemar p < {alpha} on {seeds_significant} of "
-                f"{len(row['mcnemar_p_per_seed'])} seeds)"
+                f"Holm p {format_p(row['paired_t_p_holm'], 2)}, McNemar p < {alpha} on "
+                f"{seeds_significant} of {len(row['mcnemar_p_per_seed'])} seeds)"
             )
             if row["paired_t_p_holm"] < alpha and row["diff_mean"] > 0:
                 better.append(f"`{row['variant']}`")

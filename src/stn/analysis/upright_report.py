@@ -10,6 +10,7 @@ from stn.analysis.stats import (
     claim_verdicts,
     comparisons_table,
     data_note,
+    missing_claim_comparisons,
     original_side_by_side,
     quality_table,
     results_table,
@@ -23,6 +24,13 @@ def _significance_sentence(comparisons: pd.DataFrame, alpha: float = 0.05) -> st
         return "No variant differs from the baseline significantly after Holm correction."
     names = ", ".join(f"`{v}`" for v in significant["variant"])
     return f"{names} differ(s) from the baseline significantly after Holm correction."
+
+
+def _untested(runs: pd.DataFrame) -> str:
+    missing = missing_claim_comparisons(runs)
+    if not missing:
+        return ""
+    return f"\nNot tested here, since their variants are not in this study: {', '.join(missing)}.\n"
 
 
 def _validation_section(histories: pd.DataFrame) -> str:
@@ -98,6 +106,7 @@ whose first argument is the negative slope: slope 1, no nonlinearity (`stn-coord
 Each conclusion, tested on our seeds (Holm-corrected over the comparisons listed here):
 
 {claim_verdicts(claims)}
+{_untested(runs)}
 
 ## Per-class results
 

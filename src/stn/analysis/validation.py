@@ -32,7 +32,7 @@ def returns_table(histories: pd.DataFrame, keys: list[str], epochs: list[int]) -
         return "No validation split was held out, so there are no validation curves."
     epochs = sorted(set(epochs))
     at = histories[histories["epoch"].isin(epochs)].pivot_table(
-        index=[*keys, "seed"], columns="epoch", values="val_accuracy"
+        index=[*keys, "seed"], columns="epoch", values="val_accuracy", sort=False
     )
     gain_head = f" gain {epochs[-2]}→{epochs[-1]} (pp) |" if len(epochs) > 1 else ""
     lines = [
