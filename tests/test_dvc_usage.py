@@ -49,9 +49,10 @@ STN_CONV_STAGES = {
 CACHED_OUTS = {"data/raw/mnist", "data/mnist", "data/rts"}
 LOC_LR = "variants.stn-conv.loc_lr_scale"
 # A readable `dvc exp show` in 120 columns: only columns that differ between the rows shown
-# (--only-changed), and of those not the dependency hashes (columns named by a path with no ':'),
-# not Created/State/Executor, no metric but the accuracy, and one of the two studies at a time.
-DROP_COMMON = r"Created|State|Executor|[^:]+/[^:]*$|.*:(?!acc$)"
+# (--only-changed), and of those not the dependency hashes (columns named by a path with no ':', or
+# by a bare folder name such as `models`), not Created/State/Executor, no metric but the accuracy,
+# and one of the two studies at a time.
+DROP_COMMON = r"Created|State|Executor|[^:]+/[^:]*$|(?!Experiment)[^:.]+$|.*:(?!acc$)"
 EXP_SHOW = ("exp", "show", "--no-pager", "--only-changed", "--drop")
 EXP_SHOW_UPRIGHT = (*EXP_SHOW, DROP_COMMON + "|metrics/distorted")
 EXP_SHOW_DISTORTED = (*EXP_SHOW, DROP_COMMON + "|metrics/upright")
