@@ -28,7 +28,7 @@ def _with(path: str, value: object) -> dict:
 
 def test_default_params_are_valid() -> None:
     params = load_params(ROOT / "params.yaml")
-    assert list(params.variants) == [
+    assert list(params.variants)[:6] == [
         "cnn",
         "cnn-aug",
         "stn-conv",
@@ -36,7 +36,17 @@ def test_default_params_are_valid() -> None:
         "stn-conv-leakyrelu",
         "stn-coordconv-leakyrelu",
     ]
-    assert params.studies.upright.variants == [v for v in params.variants if v != "cnn-aug"]
+    assert params.studies.upright.variants == [
+        "cnn",
+        "stn-conv",
+        "stn-coordconv",
+        "stn-coordconv-cls",
+        "stn-coordconv-linear",
+    ]
+    assert params.variants["stn-coordconv-cls"].classifier_layer == "coordconv"
+    assert params.variants["stn-coordconv-linear"].activation == "identity"
+    ideas = [v for v in params.studies.distorted.variants if v.startswith("stn-") and v != "stn-conv"]
+    assert len(ideas) == 8 and all(params.variants[v].output_size == (28, 28) for v in ideas)
     assert params.studies.upright.datasets == ["mnist"] and params.studies.upright.seeds == [0, 1, 2, 3, 4]
     assert params.studies.distorted.datasets == ["rot", "rts", "proj", "elastic"]
     assert params.train.epochs == 50 and params.train.lr == 0.01

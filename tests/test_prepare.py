@@ -105,13 +105,22 @@ def test_meta_json(prepared: dict[str, Path], name: str) -> None:
     assert meta.content_sha256 == content_hash(hashes)
 
 
-def test_fixed_normalization_and_no_validation(prepared: dict[str, Path], raw: Path) -> None:
-    """mnist: the tutorial's constants as given, all training images, an empty val split, no warp."""
+def test_fixed_normalization_and_validation_from_the_end(prepared: dict[str, Path], raw: Path) -> None:
+    """mnist: the tutorial's constants as given, the last training images held out, no warp."""
     meta = read_meta(prepared["mnist"])
     assert meta.normalization == Normalization(0.1307, 0.3081) and meta.raw["distortion"] is None
-    assert meta.counts == {"train": N_TRAIN, "val": 0, "test": N_TEST}
-    for split, source in (("train", "train"), ("test", "test")):
-        np.testing.assert_array_equal(load_arrays(prepared["mnist"], split)[0], load_arrays(raw, source)[0])
+    assert meta.counts == {"train": N_TRAIN - 64, "val": 64, "test": N_TEST}
+    train, test = load_arrays(raw, "train")[0], load_arrays(raw, "test")[0]
+    np.testing.assert_array_equal(load_arrays(prepared["mnist"], "train")[0], train[:-64])
+    np.testing.assert_array_equal(load_arrays(prepared["mnist"], "val")[0], train[-64:])
+    np.testing.assert_array_equal(load_arrays(prepared["mnist"], "test")[0], test)
+
+
+def test_no_validation_keeps_every_training_image(raw: Path, tmp_path: Path) -> None:
+    """validation 0, the original study's protocol: all training images, an empty val split."""
+    prepare_dataset("mnist", raw, tmp_path / "mnist", None, 0, 0, Normalization(0.1307, 0.3081))
+    assert read_meta(tmp_path / "mnist").counts == {"train": N_TRAIN, "val": 0, "test": N_TEST}
+    np.testing.assert_array_equal(load_arrays(tmp_path / "mnist", "train")[0], load_arrays(raw, "train")[0])
 
 
 def test_content_hashes_tell_datasets_apart(prepared: dict[str, Path]) -> None:
