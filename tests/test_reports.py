@@ -142,3 +142,56 @@ def test_cost_of_a_saved_model(tmp_path: Path) -> None:
     assert frame.loc[("tiny", "stn-conv"), "train_s_per_epoch"] == 9.0  # the median ignores a stall
     row = cost_table(frame).splitlines()[2]
     assert row.startswith("| tiny | stn-conv | 28,644 | 9.0 | ")
+
+
+def test_readme_blocks_take_their_lines_from_their_own_sections() -> None:
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from update_readme import benchmark_block, results_block
+
+    upright = """# Results
+
+Data: MNIST from somewhere — a note.
+
+| variant | acc |
+| --- | ---: |
+| cnn | 99.0 |
+
+## The original study's conclusions
+
+- *CoordConv does not improve on Conv* — holds; details.
+
+## Why these metrics
+
+- *Not a verdict* — an italic bullet elsewhere.
+"""
+    block = results_block(upright)
+    assert block.startswith("Data: MNIST from somewhere — a note.\n\n| variant | acc |")
+    assert "- *CoordConv does not improve on Conv* — holds; details." in block
+    assert "Not a verdict" not in block
+    distorted = """# Distorted
+
+## Headline
+
+`x` did best. It matches the paper on rot.
+
+## Test error (%)
+
+| variant | rot |
+| --- | ---: |
+| *paper: CNN* | 1.2 |
+
+## Does the STN beat the CNN, and plain augmentation?
+
+- **rot**: `stn-conv` against `cnn`: lower error.
+
+## New ideas against the conventional STN
+
+- **`stn-ic`** (iterations: 2): an idea, not a verdict.
+"""
+    block = benchmark_block(distorted)
+    assert block.startswith("**`x` did best. It matches the paper on rot.**\n\n| variant | rot |")
+    assert block.endswith("- **rot**: `stn-conv` against `cnn`: lower error.\n")
