@@ -45,7 +45,7 @@ def main() -> None:
     kinds = {d: params.dataset(d).distortion.kind for d in study.datasets}
     for d in study.datasets:
         save_figure(error_figure(runs, summary, d, kinds[d]), FIGURES / f"error-{d}.png")
-    curve_sets = params.evaluate.rotation_curve.datasets
+    curve_sets = upright.rotation_curve + study.rotation_curve
     variants = {d: upright.variants if d in upright.datasets else study.variants for d in curve_sets}
     seeds = {d: upright.seeds if d in upright.datasets else study.seeds for d in curve_sets}
     curves = load_rotation_curves(curve_sets, variants, seeds)

@@ -1,4 +1,4 @@
-"""Stage evaluate@DATASET-VARIANT-SEED: test-set metrics, predictions, pictures, rotation curve."""
+"""Stage evaluate@DATASET-VARIANT-SEED: test-set metrics, predictions, pictures."""
 
 import sys
 
@@ -8,16 +8,15 @@ from stn.analysis.evaluate import (
     confusion,
     predict,
     predictions_table,
-    rotation_curve,
     save_predictions,
     summarize,
 )
 from stn.analysis.figures import save_figure
 from stn.analysis.run_figures import confusion_figure, stn_figure
-from stn.atomic import write_json, write_with
+from stn.atomic import write_json
 from stn.datasets.store import load_arrays, read_meta
 from stn.entry import run_main
-from stn.layout import RAW_MNIST, RunPaths, dataset_dir
+from stn.layout import RunPaths, dataset_dir
 from stn.models.builder import count_parameters, load_model
 from stn.params import load_params
 
@@ -36,17 +35,6 @@ def main() -> None:
     metrics = summarize(predictions) | {"parameters": count_parameters(model)}
     save_predictions(predictions, paths.predictions)
     write_json(paths.metrics, metrics)
-    if dataset in settings.rotation_curve.datasets:
-        upright, upright_labels = load_arrays(RAW_MNIST, "test")
-        curve = rotation_curve(
-            model,
-            upright,
-            upright_labels,
-            meta.normalization,
-            settings.rotation_curve.step,
-            settings.batch_size,
-        )
-        write_with(paths.rotation, lambda tmp: curve.to_csv(tmp, index=False, float_format="%.6g"))
     title = f"{paths.name}: test accuracy {100 * metrics['accuracy']:.2f}%"
     shown = images[: settings.stn_images]
     save_figure(stn_figure(model, shown, meta.normalization, title), paths.images / "stn.png")

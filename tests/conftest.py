@@ -76,14 +76,20 @@ def tiny_params(
     for spec in params["datasets"].values():
         spec.pop("train", None)  # the train section's epochs for every dataset
         spec["validation"] = 64
-    params["studies"]["upright"] = {"datasets": ["mnist"], "variants": list(variants), "seeds": list(seeds)}
+    params["studies"]["upright"] = {
+        "datasets": ["mnist"],
+        "variants": list(variants),
+        "seeds": list(seeds),
+        "rotation_curve": ["mnist"],
+    }
     params["studies"]["distorted"] = {
         "datasets": list(distorted),
         "variants": list(distorted_variants),
         "seeds": list(seeds),
+        "rotation_curve": [],
     }
     params["evaluate"]["stn_images"] = 8
-    params["evaluate"]["rotation_curve"] = {"datasets": ["mnist"], "step": 90}
+    params["evaluate"]["rotation_curve"] = {"step": 90}
     return params
 
 

@@ -122,9 +122,9 @@ def test_default_params_are_valid() -> None:
             r"but dataset 'mnist' has none",
         ),
         (
-            "evaluate.rotation_curve.datasets",
-            ["mnist", "nope"],
-            r"evaluate.rotation_curve: dataset 'nope' is not defined",
+            "studies.distorted.rotation_curve",
+            ["rot", "mnist"],
+            r"studies.distorted.rotation_curve: dataset 'mnist' is not among the study's datasets",
         ),
         ("evaluate.rotation_curve.step", 0, r"evaluate.rotation_curve.step: Input should be greater than 0"),
         (

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import N_TEST, N_TRAIN, ROOT, dvc, make_project, tiny_params
+from dvc.repo import Repo
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -47,6 +49,7 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     for run in runs:
         study = "upright" if run in upright else "distorted"
         expected |= {f"train-{study}@{run}", f"evaluate-{study}@{run}"}
+    expected |= {f"rotation-upright@{run}" for run in upright}  # rts (42x42) has no rotation curve
     assert _ran(first.stdout) == expected
     meta = json.loads((project / "data" / "rts" / "meta.json").read_text())
     assert meta["image_size"] == [42, 42] and meta["counts"] == {
@@ -139,12 +142,20 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
         "train-distorted@rts-stn-conv-0",
         "evaluate-upright@mnist-stn-conv-0",
         "evaluate-distorted@rts-stn-conv-0",
+        "rotation-upright@mnist-stn-conv-0",
         "compare",
         "benchmark",
     }
     diff = dvc(project, "metrics", "diff", "--json").stdout
     assert "metrics/upright/stn-conv.json" in diff and "metrics/distorted/rts-stn-conv.json" in diff
     assert "cnn" not in diff
+    # A rotation curve needs 28x28 models: asking one of the 42x42 rts runs says so.
+    edited = yaml.safe_load((project / "params.yaml").read_text())
+    edited["studies"]["distorted"]["rotation_curve"] = ["rts"]
+    (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    failed = dvc(project, "repro", "rotation-distorted@rts-stn-conv-0", env=env, check=False)
+    assert failed.returncode != 0 and "Traceback" not in failed.stdout + failed.stderr
+    assert "rotation_curve: dataset 'rts' holds 42x42 images" in failed.stdout + failed.stderr
 
 
 def _pending(project: Path) -> set[str]:
@@ -243,49 +254,95 @@ def test_divergence_fails_the_stage_without_metrics(tiny_mirror: Path, tmp_path:
 
 
 def test_side_by_side_repro_equals_plain_repro(tiny_mirror: Path, tmp_path: Path) -> None:
-    """scripts/repro_side_by_side.py leaves the pipeline up to date with the same metrics."""
+    """scripts/repro_side_by_side.py leaves the pipeline up to date with the same metrics, and
+    reruns only the evaluations when only they are out of date."""
     params = tiny_params(variants=("cnn", "stn-conv"), seeds=(0,))
     env = _env(tiny_mirror)
     plain = make_project(tmp_path / "plain", params)
     dvc(plain, "repro", env=env)
     side = make_project(tmp_path / "side", params)
     shutil.copytree(ROOT / "scripts", side / "scripts")
-    result = subprocess.run(
-        [sys.executable, "scripts/repro_side_by_side.py", "--workers", "2"],
-        cwd=side,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 training stages to run on 2 workers" in result.stdout
-    assert dvc(side, "status").stdout.strip().startswith("Data and pipelines are up to date")
+
+    def side_by_side() -> str:
+        result = subprocess.run(
+            [sys.executable, "scripts/repro_side_by_side.py", "--workers", "2"],
+            cwd=side,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert dvc(side, "status").stdout.strip().startswith("Data and pipelines are up to date")
+        return result.stdout
+
+    assert "3 runs to train or evaluate on 2 workers" in side_by_side()
     for run in ("mnist/cnn-s0", "mnist/stn-conv-s0", "rot/stn-conv-s0"):
         name = f"metrics/eval/{run}.json"
         assert (side / name).read_text() == (plain / name).read_text()
+
+    trained = {stage: entry for stage, entry in _lock(side).items() if stage.startswith("train-")}
+    params["evaluate"]["stn_images"] = 4  # only the evaluations are out of date now
+    (side / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    models = {path: path.stat().st_mtime_ns for path in (side / "models").rglob("*.pt")}
+    out = side_by_side()
+    assert "3 runs to train or evaluate on 2 workers" in out
+    assert "collected evaluate-upright@mnist-cnn-0" in out and "collected train-" not in out
+    assert {stage: e for stage, e in _lock(side).items() if stage.startswith("train-")} == trained
+    assert {path: path.stat().st_mtime_ns for path in models} == models  # not retrained
+
+
+def _runner():
+    spec = importlib.util.spec_from_file_location("runner", ROOT / "scripts" / "repro_side_by_side.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    return runner
+
+
+def test_side_by_side_writes_dvc_lock_while_holding_dvcs_lock(tmp_path: Path) -> None:
+    """A `dvc repro` in the checkout holds DVC's repository lock; the runner waits for it
+    instead of interleaving its own dvc.lock update with DVC's."""
+    root = make_project(tmp_path / "root", tiny_params())
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {}}))
+    tree = tmp_path / "tree"
+    entry = {"cmd": "python stages/train.py mnist cnn 0", "outs": [{"path": "models/mnist/cnn-s0.pt"}]}
+    (tree / "models" / "mnist").mkdir(parents=True)
+    (tree / "models" / "mnist" / "cnn-s0.pt").write_bytes(b"weights")
+    stage = "train-upright@mnist-cnn-0"
+    (tree / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {stage: entry}}))
+    runner = _runner()
+    with Repo(str(root)).lock:  # as a running `dvc repro` holds it
+        saver = threading.Thread(target=runner.save_finished, args=(root, tree, [stage]))
+        saver.start()
+        time.sleep(2)
+        assert saver.is_alive() and _lock(root) == {}
+    saver.join(timeout=30)
+    assert not saver.is_alive() and _lock(root) == {stage: entry}
+    assert (root / "models" / "mnist" / "cnn-s0.pt").read_bytes() == b"weights"
+
+
+def _lock(project: Path) -> dict:
+    return yaml.safe_load((project / "dvc.lock").read_text())["stages"]
 
 
 def test_side_by_side_schedule_runs_whole_variants_in_study_order(tmp_path: Path) -> None:
     """Studies in params order, a study's variants in its order, plain CNNs last in each study
     (an augmenting CNN is as long as an STN: it keeps its place)."""
-    spec = importlib.util.spec_from_file_location("runner", ROOT / "scripts" / "repro_side_by_side.py")
-    runner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runner)
+    runner = _runner()
     params = tiny_params(variants=("cnn", "stn-conv"), distorted_variants=("cnn-aug", "stn-ic", "stn-conv"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     pending = [
-        "train-distorted@rot-stn-conv-0",
-        "train-distorted@rot-cnn-aug-0",
-        "train-upright@mnist-cnn-0",
-        "train-distorted@rot-stn-ic-1",
-        "train-distorted@rot-stn-ic-0",
-        "train-upright@mnist-stn-conv-0",
+        ["train-distorted@rot-stn-conv-0", "evaluate-distorted@rot-stn-conv-0"],
+        ["train-distorted@rot-cnn-aug-0"],
+        ["train-upright@mnist-cnn-0"],
+        ["train-distorted@rot-stn-ic-1"],
+        ["evaluate-distorted@rot-stn-ic-0"],
+        ["train-upright@mnist-stn-conv-0"],
     ]
     assert runner.schedule(pending, tmp_path) == [
-        "train-upright@mnist-stn-conv-0",
-        "train-upright@mnist-cnn-0",
-        "train-distorted@rot-cnn-aug-0",
-        "train-distorted@rot-stn-ic-1",
-        "train-distorted@rot-stn-ic-0",
-        "train-distorted@rot-stn-conv-0",
+        ["train-upright@mnist-stn-conv-0"],
+        ["train-upright@mnist-cnn-0"],
+        ["train-distorted@rot-cnn-aug-0"],
+        ["train-distorted@rot-stn-ic-1"],
+        ["evaluate-distorted@rot-stn-ic-0"],
+        ["train-distorted@rot-stn-conv-0", "evaluate-distorted@rot-stn-conv-0"],
     ]

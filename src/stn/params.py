@@ -95,6 +95,9 @@ class StudySpec(_Strict):
     datasets: Annotated[list[str], Field(min_length=1)]
     variants: Annotated[list[str], Field(min_length=1)]
     seeds: Annotated[list[StrictInt], Field(min_length=1)] = [0, 1, 2]
+    rotation_curve: list[str] = Field(
+        [], description="datasets of the study whose runs are also tested on upright digits rotated 0..180"
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -119,7 +122,6 @@ class Studies(_Strict):
 
 
 class RotationCurveParams(_Strict):
-    datasets: list[str] = Field(["mnist", "rot"], description="runs on these datasets get the curve")
     step: StrictInt = Field(15, gt=0, le=180, description="degrees between test rotations, 0..180")
 
 
@@ -161,6 +163,12 @@ class StudyParams(_Strict):
         for study_name, study in (("upright", self.studies.upright), ("distorted", self.studies.distorted)):
             check("dataset", study.datasets, self.datasets, f"studies.{study_name}.datasets")
             check("variant", study.variants, self.variants, f"studies.{study_name}.variants")
+            for dataset in study.rotation_curve:
+                if dataset not in study.datasets:
+                    raise ValueError(
+                        f"studies.{study_name}.rotation_curve: dataset {dataset!r} is not among the "
+                        f"study's datasets ({', '.join(study.datasets)})"
+                    )
             if self.compare.baseline not in study.variants:
                 raise ValueError(
                     f"compare.baseline {self.compare.baseline!r} is not among studies.{study_name}.variants "
@@ -173,7 +181,6 @@ class StudyParams(_Strict):
                             f"studies.{study_name}: variant {variant!r} re-draws the distortion "
                             f"(augment: true) but dataset {dataset!r} has none"
                         )
-        check("dataset", self.evaluate.rotation_curve.datasets, self.datasets, "evaluate.rotation_curve")
         return self
 
     def variant(self, name: str) -> VariantSpec:

@@ -100,7 +100,7 @@ def benchmark_report(params, runs, summary, comparisons, histories, curves, kind
     rotation = (
         "![rotation robustness](../plots/benchmark/rotation.png)\n\n" + rotation_table(curves)
         if len(curves)
-        else "No rotation curves were computed (evaluate.rotation_curve.datasets is empty)."
+        else "No rotation curves were computed (no study names a rotation_curve dataset)."
     )
     ideas_text = "\n".join(idea_paragraph(v, params.variant(v), base_spec) for v in ideas)
     return f"""# Distorted MNIST: where spatial transformers should matter
