@@ -4,7 +4,7 @@
 
 `dvc repro` runs one stage at a time and locks the checkout, so one training run with
 one thread leaves the other cores idle. This script runs each pending run (its `train-...`
-stage and then its `evaluate-...` stage) in one of N temporary git worktrees at once (each a
+stage, then its `evaluate-...` and `rotation-...` stages) in one of N temporary git worktrees at once (each a
 plain `dvc repro TARGETS` over a copy of this checkout's pipeline, params and code), copies
 their outputs back, records their dvc.lock entries (written by DVC in the worktree, with the
 same deps, params and outs hashes as here), and finishes with `dvc repro` here, which finds
@@ -45,18 +45,22 @@ def sh(cmd: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, check=True, text=True, **kwargs)
 
 
-RUN_STAGES = ("train-", "evaluate-")  # a run's stages, in the order they run
+RUN_STAGES = ("train-", "evaluate-", "rotation-")  # a run's stages, in the order they run
 
 
 def pending_runs(root: Path) -> list[list[str]]:
-    """The pending stages of each run (train-STUDY@RUN, evaluate-STUDY@RUN), one list per run."""
+    """The pending stages of each run (train-STUDY@RUN, evaluate-..., rotation-...), one list per run."""
     status = json.loads(sh([*DVC, "status", "--json"], root, capture_output=True).stdout or "{}")
     runs: dict[str, list[str]] = {}
     for name in status:
         kind = next((k for k in RUN_STAGES if name.startswith(k)), None)
         if kind is not None:
             runs.setdefault(name.removeprefix(kind), []).append(name)
-    return [sorted(stages, key=lambda s: not s.startswith(RUN_STAGES[0])) for stages in runs.values()]
+
+    def order(stage: str) -> int:
+        return next(i for i, kind in enumerate(RUN_STAGES) if stage.startswith(kind))
+
+    return [sorted(stages, key=order) for stages in runs.values()]
 
 
 def make_worktree(root: Path, tree: Path) -> None:
