@@ -3,8 +3,6 @@
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from stn.analysis.benchmark import (
     compare_all,
     error_figure,
@@ -16,10 +14,10 @@ from stn.analysis.benchmark import (
 from stn.analysis.benchmark_report import benchmark_report
 from stn.analysis.cost import cost_frame
 from stn.analysis.figures import save_figure
-from stn.analysis.stats import write_summary
+from stn.analysis.stats import load_histories, write_summary
 from stn.atomic import write_text
 from stn.entry import run_main
-from stn.layout import PROVENANCE, RunPaths
+from stn.layout import PROVENANCE
 from stn.params import load_params
 
 FIGURES = Path("plots/benchmark")
@@ -33,15 +31,7 @@ def main() -> None:
     comparisons = compare_all(runs, params.compare.baseline, study.seeds)
     for dataset, rows in summary.groupby("dataset", sort=False):
         write_summary(Path("metrics/distorted"), rows.set_index("variant"), prefix=f"{dataset}-")
-    histories = pd.concat(
-        [
-            pd.read_csv(RunPaths(d, v, s).history).assign(dataset=d, variant=v, seed=s)
-            for d in study.datasets
-            for v in study.variants
-            for s in study.seeds
-        ],
-        ignore_index=True,
-    )
+    histories = load_histories(study.datasets, study.variants, study.seeds)
     kinds = {d: params.dataset(d).distortion.kind for d in study.datasets}
     for d in study.datasets:
         save_figure(error_figure(runs, summary, d, kinds[d]), FIGURES / f"error-{d}.png")

@@ -12,6 +12,7 @@ from stn.analysis.stats import (
     ORIGINAL_RUNS,
     claim_comparisons,
     comparisons_table,
+    load_histories,
     load_runs,
     paired_comparisons,
     per_class_means,
@@ -46,14 +47,7 @@ def main() -> None:
     comparisons = paired_comparisons(runs, params.compare.baseline, study.seeds)
     claims = claim_comparisons(runs, study.seeds)
     write_summary(Path("metrics/upright"), summary)
-    histories = pd.concat(
-        [
-            pd.read_csv(RunPaths(dataset, v, s).history).assign(dataset=dataset, variant=v, seed=s)
-            for v in study.variants
-            for s in study.seeds
-        ],
-        ignore_index=True,
-    )
+    histories = load_histories([dataset], study.variants, study.seeds)
     scores = per_class_scores(dataset, study.variants, study.seeds)
     write_with(
         Path("reports/per-class.csv"), lambda tmp: scores.to_csv(tmp, index=False, float_format="%.6g")

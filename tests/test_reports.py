@@ -17,6 +17,7 @@ from stn.analysis.stats import (
     ORIGINAL_RUNS,
     claim_comparisons,
     claim_verdicts,
+    load_histories,
     load_runs,
     missing_claim_comparisons,
     original_side_by_side,
@@ -24,6 +25,7 @@ from stn.analysis.stats import (
 )
 from stn.analysis.validation import checkpoints, returns_table, validation_figure
 from stn.datasets.store import save_arrays, write_meta
+from stn.errors import StnError
 from stn.layout import RunPaths, dataset_dir
 from stn.models.builder import build_model, save_model
 from stn.variant import VariantSpec
@@ -195,3 +197,15 @@ Data: MNIST from somewhere — a note.
     block = benchmark_block(distorted)
     assert block.startswith("**`x` did best. It matches the paper on rot.**\n\n| variant | rot |")
     assert block.endswith("- **rot**: `stn-conv` against `cnn`: lower error.\n")
+
+
+def test_load_histories_stacks_every_run_and_names_a_missing_one(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        path = RunPaths("rot", "stn-conv", seed, tmp_path).history
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("epoch,loss,accuracy\n1,0.5,0.8\n2,0.4,0.9\n")
+    histories = load_histories(["rot"], ["stn-conv"], [0, 1], tmp_path)
+    assert len(histories) == 4 and list(histories["seed"]) == [0, 0, 1, 1]
+    assert set(histories["dataset"]) == {"rot"} and set(histories["variant"]) == {"stn-conv"}
+    with pytest.raises(StnError, match=r"plots/train/rot/stn-conv-s2.csv: missing; run dvc repro to train"):
+        load_histories(["rot"], ["stn-conv"], [0, 1, 2], tmp_path)

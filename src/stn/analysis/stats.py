@@ -82,6 +82,21 @@ def load_runs(dataset: str, variants: list[str], seeds: list[int], root: Path = 
     return pd.DataFrame(rows)
 
 
+def load_histories(
+    datasets: list[str], variants: list[str], seeds: list[int], root: Path = Path(".")
+) -> pd.DataFrame:
+    """Every run's per-epoch training history, one row per (dataset, variant, seed, epoch)."""
+    frames = []
+    for dataset in datasets:
+        for variant in variants:
+            for seed in seeds:
+                path = RunPaths(dataset, variant, seed, root).history
+                if not path.is_file():
+                    raise StnError(f"{path}: missing; run dvc repro to train {dataset} {variant} seed {seed}")
+                frames.append(pd.read_csv(path).assign(dataset=dataset, variant=variant, seed=seed))
+    return pd.concat(frames, ignore_index=True)
+
+
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Two-sided t-interval of the mean; (nan, nan) with fewer than two values."""
     values = np.asarray(values, dtype=float)
