@@ -41,6 +41,7 @@ STN_CONV_STAGES = {
     "train-distorted@rts-stn-conv-0",
     "evaluate-upright@mnist-stn-conv-0",
     "evaluate-distorted@rts-stn-conv-0",
+    "rotation-upright@mnist-stn-conv-0",
     "compare",
     "benchmark",
 }

@@ -190,7 +190,8 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> No
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_stage_resumes_to_the_same_metrics(tiny_mirror: Path, tmp_path: Path, sig) -> None:
-    params = tiny_params(epochs=30, variants=("stn-conv",))
+    # 100 tiny epochs (about 10 s): time for the signal to land mid-run on a busy machine.
+    params = tiny_params(epochs=100, variants=("stn-conv",))
     env = _env(tiny_mirror)
     reference = make_project(tmp_path / "uninterrupted", params)
     dvc(reference, "repro", env=env)
@@ -214,7 +215,7 @@ def test_interrupted_stage_resumes_to_the_same_metrics(tiny_mirror: Path, tmp_pa
 
 
 def test_second_concurrent_repro_is_refused(tiny_mirror: Path, tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", tiny_params(epochs=30, variants=("stn-conv",)))
+    project = make_project(tmp_path / "p", tiny_params(epochs=100, variants=("stn-conv",)))
     env = _env(tiny_mirror)
     dvc(project, "repro", "download", env=env)
     first = _start_repro(project, env)
