@@ -177,6 +177,8 @@ def _start_repro(project: Path, env: dict, *targets: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # As in a terminal: a shell's background job (`pytest &`) would pass SIGINT on ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
