@@ -46,7 +46,9 @@ def test_default_params_are_valid() -> None:
     assert params.variants["stn-coordconv-cls"].classifier_layer == "coordconv"
     assert params.variants["stn-coordconv-linear"].activation == "identity"
     ideas = [v for v in params.studies.distorted.variants if v.startswith("stn-") and v != "stn-conv"]
-    assert len(ideas) == 8 and all(params.variants[v].output_size == (28, 28) for v in ideas)
+    assert len(ideas) == 9 and all(params.variants[v].output_size == (28, 28) for v in ideas)
+    combination = params.variants["stn-ic-loclr"]  # two single ideas together
+    assert (combination.iterations, combination.loc_lr_scale) == (2, 0.1)
     assert params.studies.upright.datasets == ["mnist"] and params.studies.upright.seeds == [0, 1, 2, 3, 4]
     assert params.studies.distorted.datasets == ["rot", "rts", "proj", "elastic"]
     assert params.train.epochs == 50 and params.train.lr == 0.01
