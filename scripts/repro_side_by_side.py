@@ -140,20 +140,22 @@ def schedule(runs: list[list[str]], root: Path) -> list[list[str]]:
     """The order to run in (each run a list of its stages): studies in params.yaml's order;
     within a study, variant by variant in the study's order, so an interrupted study holds
     whole variants; plain CNNs (about half as long; augmenting ones are not) last, so short
-    runs fill the gaps at the end instead of one long run leaving a core idle. Stage names
-    are KIND-STUDY@DATASET-VARIANT-SEED."""
+    runs fill the gaps at the end instead of one long run leaving a core idle; a study's
+    extra seeds after its other runs. Stage names are KIND-STUDY[-extra]@DATASET-VARIANT-SEED."""
     params = yaml.safe_load((root / "params.yaml").read_text())
     studies = list(params["studies"])
 
-    def key(stages: list[str]) -> tuple[int, int, int]:
+    def key(stages: list[str]) -> tuple[int, bool, bool, int]:
         study, run = stages[0].split("-", 1)[1].split("@", 1)
+        extra = study.endswith("-extra")
+        study = study.removesuffix("-extra")
         dataset = next((d for d in params["datasets"] if run.startswith(d + "-")), "")
         variant = run.removeprefix(dataset + "-").rsplit("-", 1)[0]
         order = params["studies"][study]["variants"]
         position = order.index(variant) if variant in order else len(order)
         spec = params["variants"].get(variant, {})
         plain_cnn = not spec.get("stn", True) and not spec.get("augment", False)
-        return studies.index(study) if study in studies else len(studies), plain_cnn, position
+        return studies.index(study) if study in studies else len(studies), extra, plain_cnn, position
 
     return sorted(runs, key=key)  # stable: keeps dvc's order (dataset, seed) within a variant
 

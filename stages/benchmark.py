@@ -14,7 +14,7 @@ from stn.analysis.benchmark import (
 from stn.analysis.benchmark_report import benchmark_report
 from stn.analysis.cost import cost_frame
 from stn.analysis.figures import save_figure
-from stn.analysis.stats import load_histories, write_summary
+from stn.analysis.stats import write_summary
 from stn.atomic import write_text
 from stn.entry import run_main
 from stn.layout import PROVENANCE
@@ -26,12 +26,11 @@ FIGURES = Path("plots/benchmark")
 def main() -> None:
     params = load_params()
     study, upright = params.studies.distorted, params.studies.upright
-    runs = load_study(study.datasets, study.variants, study.seeds)
+    runs, histories = load_study(study)
     summary = summarize(runs)
-    comparisons = compare_all(runs, params.compare.baseline, study.seeds)
+    comparisons = compare_all(runs, params.compare.baseline)
     for dataset, rows in summary.groupby("dataset", sort=False):
         write_summary(Path("metrics/distorted"), rows.set_index("variant"), prefix=f"{dataset}-")
-    histories = load_histories(study.datasets, study.variants, study.seeds)
     kinds = {d: params.dataset(d).distortion.kind for d in study.datasets}
     for d in study.datasets:
         save_figure(error_figure(runs, summary, d, kinds[d]), FIGURES / f"error-{d}.png")

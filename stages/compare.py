@@ -44,8 +44,8 @@ def main() -> None:
     (dataset,) = study.datasets
     runs = load_runs(dataset, study.variants, study.seeds)
     summary = summarize_variants(runs)
-    comparisons = paired_comparisons(runs, params.compare.baseline, study.seeds)
-    claims = claim_comparisons(runs, study.seeds)
+    comparisons = paired_comparisons(runs, params.compare.baseline)
+    claims = claim_comparisons(runs)
     write_summary(Path("metrics/upright"), summary)
     histories = load_histories([dataset], study.variants, study.seeds)
     scores = per_class_scores(dataset, study.variants, study.seeds)

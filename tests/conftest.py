@@ -62,6 +62,7 @@ def tiny_params(
     seeds=(0,),
     distorted: tuple[str, ...] = ("rot",),
     distorted_variants: tuple[str, ...] = ("stn-conv",),
+    extra_seeds: dict | None = None,
 ) -> dict:
     """The project's params.yaml, cut down to tiny data and short runs.
 
@@ -87,6 +88,7 @@ def tiny_params(
         "variants": list(distorted_variants),
         "seeds": list(seeds),
         "rotation_curve": [],
+        "extra_seeds": extra_seeds or {"variants": [], "seeds": []},
     }
     params["evaluate"]["stn_images"] = 8
     params["evaluate"]["rotation_curve"] = {"step": 90}

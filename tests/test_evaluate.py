@@ -119,6 +119,29 @@ def _fake_run(root: Path, variant: str, seed: int, correct: np.ndarray, dataset:
     write_json(paths.metrics, summarize(table))
 
 
+def test_paired_comparison_pairs_the_seeds_both_ran(tmp_path: Path) -> None:
+    """Extra seeds for some variants: each comparison uses the seeds it shares with the baseline."""
+    rng = np.random.default_rng(2)
+    for seed in range(5):
+        base = rng.random(500) < 0.9
+        _fake_run(tmp_path, "base", seed, base)
+        _fake_run(tmp_path, "five", seed, base | (rng.random(500) < 0.3))
+        if seed < 3:
+            _fake_run(tmp_path, "three", seed, base & (rng.random(500) < 0.95))
+    runs = pd.concat(
+        [
+            load_runs("mnist", ["base", "five"], list(range(5)), tmp_path),
+            load_runs("mnist", ["three"], [0, 1, 2], tmp_path),
+        ]
+    )
+    table = paired_comparisons(runs, "base", tmp_path).set_index("variant")
+    assert table.loc["five", "seeds_paired"] == 5 and len(table.loc["five", "mcnemar_p_per_seed"]) == 5
+    assert table.loc["three", "seeds_paired"] == 3 and len(table.loc["three", "mcnemar_p_per_seed"]) == 3
+    by_seed = runs.pivot(index="seed", columns="variant", values="accuracy")
+    assert table.loc["three", "diff_mean"] == pytest.approx((by_seed["three"] - by_seed["base"])[:3].mean())
+    assert table.loc["five", "diff_mean"] > 0 > table.loc["three", "diff_mean"]
+
+
 def test_paired_comparison_over_seeds(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     for seed in (0, 1, 2):
@@ -131,7 +154,7 @@ def test_paired_comparison_over_seeds(tmp_path: Path) -> None:
     summary = summarize_variants(runs)
     assert list(summary.index) == ["base", "better"] and (summary["n_seeds"] == 3).all()
     assert summary.loc["better", "accuracy_mean"] > summary.loc["base", "accuracy_mean"]
-    comparison = paired_comparisons(runs, "base", [0, 1, 2], tmp_path).iloc[0]
+    comparison = paired_comparisons(runs, "base", tmp_path).iloc[0]
     assert comparison["variant"] == "better" and comparison["diff_ci95_low"] > 0
     assert comparison["dataset"] == "mnist"
     assert comparison["only_baseline_right"] == 0 and comparison["only_variant_right"] > 100

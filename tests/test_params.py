@@ -124,6 +124,41 @@ def test_default_params_are_valid() -> None:
             r"but dataset 'mnist' has none",
         ),
         (
+            "studies.distorted.extra_seeds",
+            {"variants": ["stn-nope"], "seeds": [3]},
+            r"studies.distorted: .*extra_seeds: variant 'stn-nope' is not among the study's variants",
+        ),
+        (
+            "studies.distorted.extra_seeds",
+            {"variants": ["stn-conv"], "seeds": [2, 3]},
+            r"studies.distorted: .*extra_seeds: seeds \[2\] are already the study's seeds",
+        ),
+        (
+            "studies.distorted.extra_seeds",
+            {"variants": ["stn-conv"]},
+            r"studies.distorted.extra_seeds.seeds: Field required",
+        ),
+        (
+            "studies.distorted.extra_seeds",
+            {"variants": ["stn-conv"], "seeds": []},
+            r"studies.distorted.extra_seeds: .*give both variants and seeds, or neither",
+        ),
+        (
+            "studies.distorted.extra_seeds",
+            {"variants": ["stn-loclr"], "seeds": [3]},
+            r"studies.distorted.extra_seeds: compare.baseline 'stn-conv' must be among its variants",
+        ),
+        (
+            "studies.distorted.extra_seeds",
+            {"variants": ["stn-conv"], "seeds": [3, 3]},
+            r"studies.distorted.extra_seeds.seeds: .*seeds must be distinct",
+        ),
+        (
+            "studies.upright.extra_seeds",
+            {"variants": ["stn-conv"], "seeds": [5]},
+            r"studies.upright: .*extra_seeds: only the distorted study has them",
+        ),
+        (
             "studies.distorted.rotation_curve",
             ["rot", "mnist"],
             r"studies.distorted.rotation_curve: dataset 'mnist' is not among the study's datasets",
@@ -239,3 +274,22 @@ def test_params_file_problems(tmp_path) -> None:
     (tmp_path / "params.yaml").write_text("- a list\n")
     with pytest.raises(ParamsError, match="expected a mapping"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_extra_seeds_add_runs_for_their_variants_only() -> None:
+    extra = {"variants": ["stn-conv", "stn-loclr"], "seeds": [3, 4]}
+    study = parse_params(_with("studies.distorted.extra_seeds", extra)).studies.distorted
+    assert study.seeds_for("stn-conv") == study.seeds_for("stn-loclr") == [0, 1, 2, 3, 4]
+    assert study.seeds_for("cnn") == [0, 1, 2]
+    no_extra = parse_params(
+        _with("studies.distorted.extra_seeds", {"variants": [], "seeds": []})
+    ).studies.distorted
+    assert no_extra.seeds_for("stn-conv") == [0, 1, 2]
+
+
+def test_the_distorted_study_states_its_extra_seeds() -> None:
+    """dvc.yaml's extra-seed stages read the key, so leaving it out is an error here, not in DVC."""
+    params = copy.deepcopy(DEFAULT)
+    del params["studies"]["distorted"]["extra_seeds"]
+    with pytest.raises(ParamsError, match=r"studies.distorted: .*extra_seeds: required"):
+        parse_params(params)

@@ -31,11 +31,16 @@ def _ran(output: str) -> set[str]:
 
 
 def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path) -> None:
-    params = tiny_params(distorted=("rts",), distorted_variants=("cnn-aug", "stn-conv", "stn-idpen"))
+    params = tiny_params(
+        distorted=("rts",),
+        distorted_variants=("cnn-aug", "stn-conv", "stn-idpen"),
+        extra_seeds={"variants": ["stn-conv", "stn-idpen"], "seeds": [1]},
+    )
     project = make_project(tmp_path / "p", params)
     env = _env(tiny_mirror)
     first = dvc(project, "repro", env=env)
     runs = {"mnist-cnn-0", "mnist-stn-conv-0", "rts-cnn-aug-0", "rts-stn-conv-0", "rts-stn-idpen-0"}
+    extra = {"rts-stn-conv-1", "rts-stn-idpen-1"}  # the extra seed of two variants
     upright = {r for r in runs if r.startswith("mnist")}
     expected = {
         "download",
@@ -50,6 +55,7 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
         study = "upright" if run in upright else "distorted"
         expected |= {f"train-{study}@{run}", f"evaluate-{study}@{run}"}
     expected |= {f"rotation-upright@{run}" for run in upright}  # rts (42x42) has no rotation curve
+    expected |= {f"{kind}-distorted-extra@{run}" for run in extra for kind in ("train", "evaluate")}
     assert _ran(first.stdout) == expected
     meta = json.loads((project / "data" / "rts" / "meta.json").read_text())
     assert meta["image_size"] == [42, 42] and meta["counts"] == {
@@ -100,12 +106,17 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     assert "- **rts**: `stn-conv` against `cnn-aug`:" in benchmark
     assert "`stn-idpen` did best on the validation split" in benchmark  # the only idea here
     assert "- **`stn-idpen`** (identity_penalty: 1.0, identity_penalty_epochs: 3)" in benchmark
-    assert "| stn-idpen | 1 | " in benchmark  # its stability row
+    assert "| stn-idpen | 2 | " in benchmark  # its stability row: seeds 0 and 1
+    assert "and seeds 1 for `stn-conv`, `stn-idpen` on every dataset" in benchmark
+    # Paired on the seeds both ran: two pairs for stn-idpen, one for cnn-aug.
+    assert (
+        "| rts | stn-idpen − stn-conv | 2 |" in benchmark and "| rts | cnn-aug − stn-conv | 1 |" in benchmark
+    )
     assert "inference images/s" in benchmark
     assert (project / "plots" / "benchmark" / "error-rts.png").read_bytes().startswith(PNG)
     assert (project / "plots" / "datasets" / "rts.png").read_bytes().startswith(PNG)
     headline = json.loads((project / "metrics" / "distorted" / "rts-stn-conv.json").read_text())
-    assert headline["seeds"] == 1 and 0 <= headline["acc"] <= 100
+    assert headline["seeds"] == 2 and 0 <= headline["acc"] <= 100
     assert not list((project / "checkpoints").rglob("*.pt"))  # removed once a run completes
 
     dvc(project, "plots", "show", "-o", str(tmp_path / "plots-html"))
@@ -124,6 +135,8 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
         "train-distorted@rts-cnn-aug-0",
         "train-distorted@rts-stn-conv-0",
         "train-distorted@rts-stn-idpen-0",
+        "train-distorted-extra@rts-stn-conv-1",
+        "train-distorted-extra@rts-stn-idpen-1",
     }
     subprocess.run(["git", "checkout", "params.yaml"], cwd=project, check=True)
     # Editing one variant reruns that variant's runs on every dataset, and the report.
@@ -133,6 +146,7 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     assert _pending(project) == {
         "train-upright@mnist-stn-conv-0",
         "train-distorted@rts-stn-conv-0",
+        "train-distorted-extra@rts-stn-conv-1",
         "compare",
         "benchmark",
     }
@@ -140,8 +154,10 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     assert _ran(second.stdout) == {
         "train-upright@mnist-stn-conv-0",
         "train-distorted@rts-stn-conv-0",
+        "train-distorted-extra@rts-stn-conv-1",
         "evaluate-upright@mnist-stn-conv-0",
         "evaluate-distorted@rts-stn-conv-0",
+        "evaluate-distorted-extra@rts-stn-conv-1",
         "rotation-upright@mnist-stn-conv-0",
         "compare",
         "benchmark",
@@ -329,11 +345,12 @@ def _lock(project: Path) -> dict:
 
 def test_side_by_side_schedule_runs_whole_variants_in_study_order(tmp_path: Path) -> None:
     """Studies in params order, a study's variants in its order, plain CNNs last in each study
-    (an augmenting CNN is as long as an STN: it keeps its place)."""
+    (an augmenting CNN is as long as an STN: it keeps its place), extra seeds after the rest."""
     runner = _runner()
     params = tiny_params(variants=("cnn", "stn-conv"), distorted_variants=("cnn-aug", "stn-ic", "stn-conv"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     pending = [
+        ["train-distorted-extra@rot-stn-conv-3"],
         ["train-distorted@rot-stn-conv-0", "evaluate-distorted@rot-stn-conv-0"],
         ["train-distorted@rot-cnn-aug-0"],
         ["train-upright@mnist-cnn-0"],
@@ -348,4 +365,5 @@ def test_side_by_side_schedule_runs_whole_variants_in_study_order(tmp_path: Path
         ["train-distorted@rot-stn-ic-1"],
         ["evaluate-distorted@rot-stn-ic-0"],
         ["train-distorted@rot-stn-conv-0", "evaluate-distorted@rot-stn-conv-0"],
+        ["train-distorted-extra@rot-stn-conv-3"],  # extra seeds after the study's own
     ]

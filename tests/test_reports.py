@@ -65,7 +65,7 @@ def test_a_claim_fails_when_the_variant_is_significantly_better(tmp_path: Path) 
             "stn-coordconv-linear": [0.901, 0.903, 0.912],  # the same: "does not improve" holds
         },
     )
-    claims = claim_comparisons(runs, SEEDS, tmp_path)
+    claims = claim_comparisons(runs, tmp_path)
     assert list(claims["variant"]) == ["stn-coordconv-cls", "stn-coordconv-linear"]
     assert list(claims["baseline"]) == ["stn-conv", "stn-conv"]
     # Holm over the two comparisons: the smaller p doubled, the larger at least that.
@@ -84,7 +84,7 @@ def test_a_claim_fails_when_the_variant_is_significantly_better(tmp_path: Path) 
 
 def test_claims_without_their_variants_say_so(tmp_path: Path) -> None:
     runs = _study(tmp_path, {"cnn": [0.9, 0.9, 0.9]})
-    assert claim_comparisons(runs, SEEDS, tmp_path).empty
+    assert claim_comparisons(runs, tmp_path).empty
     assert "not in this study" in claim_verdicts(pd.DataFrame())
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -89,24 +90,53 @@ class DatasetSpec(_Strict):
     train: TrainOverrides = TrainOverrides()
 
 
+def _unique_seeds(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    if any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative, got {seeds}")
+    return seeds
+
+
+Seeds = Annotated[list[StrictInt], AfterValidator(_unique_seeds)]
+
+
+class ExtraSeeds(_Strict):
+    """More seeds for a few of a study's variants (those a headline rests on), on all its datasets."""
+
+    variants: list[str]
+    seeds: Seeds
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ExtraSeeds:
+        if bool(self.variants) != bool(self.seeds):
+            raise ValueError("give both variants and seeds, or neither")
+        return self
+
+
 class StudySpec(_Strict):
     """Which variants run on which datasets, with which seeds: one run per combination."""
 
     datasets: Annotated[list[str], Field(min_length=1)]
     variants: Annotated[list[str], Field(min_length=1)]
-    seeds: Annotated[list[StrictInt], Field(min_length=1)] = [0, 1, 2]
+    seeds: Annotated[list[StrictInt], Field(min_length=1), AfterValidator(_unique_seeds)] = [0, 1, 2]
     rotation_curve: list[str] = Field(
         [], description="datasets of the study whose runs are also tested on upright digits rotated 0..180"
     )
+    extra_seeds: ExtraSeeds = ExtraSeeds(variants=[], seeds=[])
 
-    @field_validator("seeds")
-    @classmethod
-    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {seeds}")
-        if any(s < 0 for s in seeds):
-            raise ValueError(f"seeds must be non-negative, got {seeds}")
-        return seeds
+    @model_validator(mode="after")
+    def _extra_seeds_fit(self) -> StudySpec:
+        for variant in self.extra_seeds.variants:
+            if variant not in self.variants:
+                raise ValueError(f"extra_seeds: variant {variant!r} is not among the study's variants")
+        if overlap := sorted(set(self.extra_seeds.seeds) & set(self.seeds)):
+            raise ValueError(f"extra_seeds: seeds {overlap} are already the study's seeds")
+        return self
+
+    def seeds_for(self, variant: str) -> list[int]:
+        """The seeds `variant` runs with: the study's, and its extra seeds if it has them."""
+        return self.seeds + (self.extra_seeds.seeds if variant in self.extra_seeds.variants else [])
 
 
 class Studies(_Strict):
@@ -118,6 +148,15 @@ class Studies(_Strict):
     def _one_upright_dataset(cls, study: StudySpec) -> StudySpec:
         if len(study.datasets) != 1:
             raise ValueError(f"the upright study runs on exactly one dataset, got {study.datasets}")
+        if study.extra_seeds.variants:  # dvc.yaml has no extra-seed stages for it
+            raise ValueError("extra_seeds: only the distorted study has them; give every variant the seeds")
+        return study
+
+    @field_validator("distorted")
+    @classmethod
+    def _extra_seeds_stated(cls, study: StudySpec) -> StudySpec:
+        if "extra_seeds" not in study.model_fields_set:  # dvc.yaml's extra-seed stages read it
+            raise ValueError("extra_seeds: required (variants: [], seeds: [] for none)")
         return study
 
 
@@ -173,6 +212,11 @@ class StudyParams(_Strict):
                 raise ValueError(
                     f"compare.baseline {self.compare.baseline!r} is not among studies.{study_name}.variants "
                     f"({', '.join(study.variants)}); every comparison is against it"
+                )
+            if study.extra_seeds.variants and self.compare.baseline not in study.extra_seeds.variants:
+                raise ValueError(
+                    f"studies.{study_name}.extra_seeds: compare.baseline {self.compare.baseline!r} must be "
+                    "among its variants: comparisons are paired by seed with it"
                 )
             for variant in study.variants:
                 for dataset in study.datasets:

@@ -16,6 +16,7 @@ import pandas as pd
 from stn.analysis.figures import plt
 from stn.analysis.significance import format_p
 from stn.analysis.stats import (
+    load_histories,
     load_runs,
     mcnemar_every_seed,
     paired_comparisons,
@@ -23,6 +24,7 @@ from stn.analysis.stats import (
     with_holm,
 )
 from stn.layout import RunPaths
+from stn.params import StudySpec
 
 # Jaderberg et al. 2015, Table 1: test error (%) on distorted MNIST, keyed by distortion.
 PAPER_TABLE1 = {
@@ -34,10 +36,13 @@ PAPER_TABLE1 = {
 PAPER_ITERATIONS, PAPER_BATCH = 150_000, 256  # its training budget
 
 
-def load_study(datasets: list[str], variants: list[str], seeds: list[int], root: Path = Path(".")):
-    """Runs (one row per run, with parameters) and per-dataset summaries and comparisons."""
-    runs = pd.concat([load_runs(d, variants, seeds, root) for d in datasets], ignore_index=True)
-    return runs
+def load_study(study: StudySpec, root: Path = Path(".")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The study's runs (one row per run: test accuracy, loss, ...) and their training
+    histories (one row per epoch), every variant with its own seeds (extra seeds included)."""
+    pairs = [(d, v) for d in study.datasets for v in study.variants]
+    runs = [load_runs(d, [v], study.seeds_for(v), root) for d, v in pairs]
+    histories = [load_histories([d], [v], study.seeds_for(v), root) for d, v in pairs]
+    return pd.concat(runs, ignore_index=True), pd.concat(histories, ignore_index=True)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -48,11 +53,9 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts).rename_axis("variant").reset_index()
 
 
-def compare_all(runs: pd.DataFrame, baseline: str, seeds: list[int], root: Path = Path(".")) -> pd.DataFrame:
+def compare_all(runs: pd.DataFrame, baseline: str, root: Path = Path(".")) -> pd.DataFrame:
     """Every variant against the baseline on every dataset; Holm over the whole table."""
-    tables = [
-        paired_comparisons(group, baseline, seeds, root) for _, group in runs.groupby("dataset", sort=False)
-    ]
+    tables = [paired_comparisons(group, baseline, root) for _, group in runs.groupby("dataset", sort=False)]
     return with_holm(pd.concat(tables, ignore_index=True).drop(columns="paired_t_p_holm"))
 
 
@@ -93,15 +96,16 @@ def error_table(summary: pd.DataFrame, datasets: list[str], kinds: dict[str, str
 
 def comparisons_table(comparisons: pd.DataFrame) -> str:
     lines = [
-        "| dataset | variant − baseline | error diff (pp) | 95% CI | paired t p | Holm p "
+        "| dataset | variant − baseline | seeds | error diff (pp) | 95% CI | paired t p | Holm p "
         "| only variant right / only baseline right | McNemar p per seed |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for _, r in comparisons.iterrows():
         ps = ", ".join(format_p(p, 2) for p in r["mcnemar_p_per_seed"])
         p_t, p_h = format_p(r["paired_t_p"]), format_p(r["paired_t_p_holm"])
         lines.append(
-            f"| {r['dataset']} | {r['variant']} − {r['baseline']} | {-100 * r['diff_mean']:+.2f} "
+            f"| {r['dataset']} | {r['variant']} − {r['baseline']} | {r['seeds_paired']} "
+            f"| {-100 * r['diff_mean']:+.2f} "
             f"| {-100 * r['diff_ci95_high']:+.2f} to {-100 * r['diff_ci95_low']:+.2f} | {p_t} | {p_h} "
             f"| {r['only_variant_right']} / {r['only_baseline_right']} | {ps} |"
         )

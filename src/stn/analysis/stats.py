@@ -154,27 +154,30 @@ def summarize_variants(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def paired_comparisons(
-    runs: pd.DataFrame, baseline: str, seeds: list[int], root: Path = Path(".")
-) -> pd.DataFrame:
-    """Each variant against `baseline` on the same dataset, paired by seed and by test image."""
+def paired_comparisons(runs: pd.DataFrame, baseline: str, root: Path = Path(".")) -> pd.DataFrame:
+    """Each variant against `baseline` on the same dataset, paired by test image and by seed:
+    on the seeds both ran (a variant may have more seeds than another)."""
     dataset = runs["dataset"].iloc[0]
     base = runs[runs["variant"] == baseline].set_index("seed")["accuracy"]
-    base_correct = {s: _correct(RunPaths(dataset, baseline, s, root)) for s in seeds}
+    base_correct: dict[int, np.ndarray] = {}
     rows = []
     for variant, group in runs.groupby("variant", sort=False):
         if variant == baseline:
             continue
-        diff = group.set_index("seed")["accuracy"] - base
+        accuracy = group.set_index("seed")["accuracy"]
+        seeds = [s for s in accuracy.index if s in base.index]
+        diff = accuracy[seeds] - base[seeds]
         low, high = t_interval(diff.to_numpy())
         p_t = (
-            float(stats.ttest_rel(group.set_index("seed")["accuracy"][seeds], base[seeds]).pvalue)
+            float(stats.ttest_rel(accuracy[seeds], base[seeds]).pvalue)
             if len(seeds) > 1 and np.any(diff.to_numpy() != 0)
             else float("nan")
         )
         only_v = only_b = 0
         pvalues, directions = [], []
         for seed in seeds:
+            if seed not in base_correct:
+                base_correct[seed] = _correct(RunPaths(dataset, baseline, seed, root))
             a, b, p = mcnemar_exact(_correct(RunPaths(dataset, variant, seed, root)), base_correct[seed])
             only_v, only_b = only_v + a, only_b + b
             pvalues.append(p)
@@ -184,6 +187,7 @@ def paired_comparisons(
                 "dataset": dataset,
                 "variant": variant,
                 "baseline": baseline,
+                "seeds_paired": len(seeds),
                 "diff_mean": float(diff.mean()),
                 "diff_ci95_low": low,
                 "diff_ci95_high": high,
@@ -338,7 +342,7 @@ def original_side_by_side(runs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def claim_comparisons(runs: pd.DataFrame, seeds: list[int], root: Path = Path(".")) -> pd.DataFrame:
+def claim_comparisons(runs: pd.DataFrame, root: Path = Path(".")) -> pd.DataFrame:
     """The paired comparisons behind the original study's conclusions (those whose variants
     ran), Holm-corrected over these comparisons; column `claim` says which conclusion."""
     frames = []
@@ -346,7 +350,7 @@ def claim_comparisons(runs: pd.DataFrame, seeds: list[int], root: Path = Path(".
         for variant, reference in pairs:
             both = runs[runs["variant"].isin([variant, reference])]
             if both["variant"].nunique() == 2:
-                one = paired_comparisons(both, reference, seeds, root).assign(claim=claim)
+                one = paired_comparisons(both, reference, root).assign(claim=claim)
                 frames.append(one.drop(columns="paired_t_p_holm"))
     return with_holm(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
 
