@@ -141,7 +141,8 @@ def schedule(runs: list[list[str]], root: Path) -> list[list[str]]:
     within a study, variant by variant in the study's order, so an interrupted study holds
     whole variants; plain CNNs (about half as long; augmenting ones are not) last, so short
     runs fill the gaps at the end instead of one long run leaving a core idle; a study's
-    extra seeds after its other runs. Stage names are KIND-STUDY[-extra]@DATASET-VARIANT-SEED."""
+    extra seeds after its other runs but before its plain CNNs. Stage names are
+    KIND-STUDY[-extra]@DATASET-VARIANT-SEED."""
     params = yaml.safe_load((root / "params.yaml").read_text())
     studies = list(params["studies"])
 
@@ -155,7 +156,7 @@ def schedule(runs: list[list[str]], root: Path) -> list[list[str]]:
         position = order.index(variant) if variant in order else len(order)
         spec = params["variants"].get(variant, {})
         plain_cnn = not spec.get("stn", True) and not spec.get("augment", False)
-        return studies.index(study) if study in studies else len(studies), extra, plain_cnn, position
+        return studies.index(study) if study in studies else len(studies), plain_cnn, extra, position
 
     return sorted(runs, key=key)  # stable: keeps dvc's order (dataset, seed) within a variant
 

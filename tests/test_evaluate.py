@@ -124,22 +124,29 @@ def test_paired_comparison_pairs_the_seeds_both_ran(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     for seed in range(5):
         base = rng.random(500) < 0.9
-        _fake_run(tmp_path, "base", seed, base)
+        if seed < 4:
+            _fake_run(tmp_path, "base", seed, base)
         _fake_run(tmp_path, "five", seed, base | (rng.random(500) < 0.3))
         if seed < 3:
             _fake_run(tmp_path, "three", seed, base & (rng.random(500) < 0.95))
     runs = pd.concat(
         [
-            load_runs("mnist", ["base", "five"], list(range(5)), tmp_path),
-            load_runs("mnist", ["three"], [0, 1, 2], tmp_path),
+            load_runs("mnist", ["base"], [0, 1, 2, 3], tmp_path),
+            load_runs("mnist", ["five"], [0, 1, 2, 3, 4], tmp_path),  # more seeds than the baseline
+            load_runs("mnist", ["three"], [0, 1, 2], tmp_path),  # fewer
         ]
     )
     table = paired_comparisons(runs, "base", tmp_path).set_index("variant")
-    assert table.loc["five", "seeds_paired"] == 5 and len(table.loc["five", "mcnemar_p_per_seed"]) == 5
+    assert table.loc["five", "seeds_paired"] == 4 and len(table.loc["five", "mcnemar_p_per_seed"]) == 4
     assert table.loc["three", "seeds_paired"] == 3 and len(table.loc["three", "mcnemar_p_per_seed"]) == 3
     by_seed = runs.pivot(index="seed", columns="variant", values="accuracy")
     assert table.loc["three", "diff_mean"] == pytest.approx((by_seed["three"] - by_seed["base"])[:3].mean())
+    assert table.loc["five", "diff_mean"] == pytest.approx((by_seed["five"] - by_seed["base"])[:4].mean())
     assert table.loc["five", "diff_mean"] > 0 > table.loc["three", "diff_mean"]
+    _fake_run(tmp_path, "elsewhere", 7, np.ones(500, dtype=bool))
+    alone = pd.concat([runs, load_runs("mnist", ["elsewhere"], [7], tmp_path)])
+    with pytest.raises(StnError, match="mnist: elsewhere and base share no seed"):
+        paired_comparisons(alone, "base", tmp_path)
 
 
 def test_paired_comparison_over_seeds(tmp_path: Path) -> None:

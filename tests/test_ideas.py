@@ -74,8 +74,12 @@ def test_best_idea_is_chosen_on_validation_not_test() -> None:
             _history("stn-conv", "rot", 0, [0.5, 0.99]),  # the baseline is not an idea
         ]
     )
-    assert best_on_validation(histories, ["x", "y"]) == "y"
-    assert best_on_validation(histories, []) is None
+    assert best_on_validation(histories, ["x", "y"], [0]) == "y"
+    assert best_on_validation(histories, [], [0]) is None
+    # Extra seeds of one idea (run after the choice) do not take part in it.
+    more = pd.concat([histories, _history("x", "rot", 3, [0.5, 0.99]), _history("x", "rts", 3, [0.5, 0.99])])
+    assert best_on_validation(more, ["x", "y"], [0]) == "y"
+    assert best_on_validation(more, ["x", "y"], [0, 3]) == "x"  # were they counted, x would win
 
 
 def _comparison(

@@ -150,6 +150,11 @@ def test_default_params_are_valid() -> None:
         ),
         (
             "studies.distorted.extra_seeds",
+            {"variants": ["stn-conv", "stn-conv"], "seeds": [3]},
+            r"studies.distorted.extra_seeds: .*variants must be distinct",
+        ),
+        (
+            "studies.distorted.extra_seeds",
             {"variants": ["stn-conv"], "seeds": [3, 3]},
             r"studies.distorted.extra_seeds.seeds: .*seeds must be distinct",
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -106,7 +107,9 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     assert "- **rts**: `stn-conv` against `cnn-aug`:" in benchmark
     assert "`stn-idpen` did best on the validation split" in benchmark  # the only idea here
     assert "- **`stn-idpen`** (identity_penalty: 1.0, identity_penalty_epochs: 3)" in benchmark
-    assert "| stn-idpen | 2 | " in benchmark  # its stability row: seeds 0 and 1
+    assert re.search(r"^\| stn-idpen \| 2 \| \d \| [\d.]+ \|$", benchmark, re.M)  # stability: 2 runs
+    assert re.search(r"^\| stn-conv \| 2 \| [\d.]+ ± ", benchmark, re.M)  # error table: 2 seeds
+    assert "`stn-conv` against `cnn-aug`: " in benchmark and "(1 seed paired; 95% CI" in benchmark
     assert "and seeds 1 for `stn-conv`, `stn-idpen` on every dataset" in benchmark
     # Paired on the seeds both ran: two pairs for stn-idpen, one for cnn-aug.
     assert (

@@ -111,6 +111,8 @@ class ExtraSeeds(_Strict):
     def _both_or_neither(self) -> ExtraSeeds:
         if bool(self.variants) != bool(self.seeds):
             raise ValueError("give both variants and seeds, or neither")
+        if len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"variants must be distinct, got {self.variants}")
         return self
 
 

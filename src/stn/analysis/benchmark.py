@@ -73,15 +73,18 @@ def verdict(row: pd.Series, alpha: float = 0.05) -> str:
         else "not distinguishable from noise"
     )
     ci = f"{100 * -row['diff_ci95_high']:+.2f} to {100 * -row['diff_ci95_low']:+.2f} pp"
-    return f"{word} error by {100 * abs(better):.2f} pp (95% CI of the gain {ci}): {strength}"
+    n = int(row["seeds_paired"])
+    pairs = f"{n} seed{'s' if n != 1 else ''} paired"
+    return f"{word} error by {100 * abs(better):.2f} pp ({pairs}; 95% CI of the gain {ci}): {strength}"
 
 
 def error_table(summary: pd.DataFrame, datasets: list[str], kinds: dict[str, str]) -> str:
     """Test error % (mean ± sd over seeds, 95% CI) per variant (rows) and dataset (columns)."""
-    head = "| variant | " + " | ".join(datasets) + " |"
-    lines = [head, "| --- |" + " ---: |" * len(datasets)]
+    head = "| variant | seeds | " + " | ".join(datasets) + " |"
+    lines = [head, "| --- | ---: |" + " ---: |" * len(datasets)]
     for variant in dict.fromkeys(summary["variant"]):
-        cells = []
+        counts = summary[summary["variant"] == variant]["n_seeds"].unique()
+        cells = ["/".join(str(int(n)) for n in counts)]  # one number: every dataset has as many
         for d in datasets:
             row = summary[(summary["variant"] == variant) & (summary["dataset"] == d)].iloc[0]
             err, sd = 100 * (1 - row["accuracy_mean"]), 100 * row["accuracy_std"]
@@ -90,7 +93,7 @@ def error_table(summary: pd.DataFrame, datasets: list[str], kinds: dict[str, str
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     for model, errors in PAPER_TABLE1.items():
         cells = [f"{errors[kinds[d]]:.1f}" if kinds.get(d) in errors else "—" for d in datasets]
-        lines.append(f"| *paper: {model}* | " + " | ".join(cells) + " |")
+        lines.append(f"| *paper: {model}* | — | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -97,12 +97,16 @@ def stability_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def best_on_validation(histories: pd.DataFrame, ideas: list[str]) -> str | None:
-    """The idea with the highest final validation accuracy, averaged over seeds and datasets."""
+def best_on_validation(histories: pd.DataFrame, ideas: list[str], seeds: list[int]) -> str | None:
+    """The idea with the highest final validation accuracy, averaged over `seeds` and datasets.
+
+    `seeds` are those every idea ran (the study's): extra seeds, run for the idea chosen
+    here, must not take part in choosing it.
+    """
     if not ideas or "val_accuracy" not in histories:
         return None
     last = histories[histories["epoch"] == histories["epoch"].max()]
-    last = last[last["variant"].isin(ideas)]
+    last = last[last["variant"].isin(ideas) & last["seed"].isin(seeds)]
     if last["val_accuracy"].isna().all():
         return None
     per_dataset = last.groupby(["variant", "dataset"], sort=False)["val_accuracy"].mean()

@@ -48,11 +48,10 @@ def paired_t_power(delta: float, sd: float, n_pairs: int, alpha: float = 0.05) -
     """Power of the two-sided one-sample (paired) t-test at true mean difference ``delta``."""
     df = n_pairs - 1
     crit = stats.t.ppf(1 - alpha / 2, df)
-    ncp = delta * math.sqrt(n_pairs) / sd
-    # The far tail against the difference can come back NaN from scipy (seen at df 1); it is
-    # below the central t's tail there, so a NaN counts as 0.
-    wrong_side = float(np.nan_to_num(stats.nct.cdf(-crit, df, abs(ncp)), nan=0.0))
-    return float(stats.nct.sf(crit, df, abs(ncp))) + wrong_side
+    ncp = abs(delta) * math.sqrt(n_pairs) / sd
+    # P(T < -crit) written as the upper tail of -T (noncentrality -ncp): scipy's nct.cdf
+    # returns NaN in that far tail at 1 degree of freedom, its sf does not.
+    return float(stats.nct.sf(crit, df, ncp) + stats.nct.sf(crit, df, -ncp))
 
 
 def minimum_detectable_difference(

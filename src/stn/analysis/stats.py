@@ -166,6 +166,8 @@ def paired_comparisons(runs: pd.DataFrame, baseline: str, root: Path = Path(".")
             continue
         accuracy = group.set_index("seed")["accuracy"]
         seeds = [s for s in accuracy.index if s in base.index]
+        if not seeds:
+            raise StnError(f"{dataset}: {variant} and {baseline} share no seed to pair their runs on")
         diff = accuracy[seeds] - base[seeds]
         low, high = t_interval(diff.to_numpy())
         p_t = (
