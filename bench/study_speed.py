@@ -20,7 +20,8 @@ import torch
 from common import machine, mnist_arrays, mnist_meta, scratch_dir
 from reference import reference_step, tutorial_loader, tutorial_model, write_torchvision_root
 
-from stn.params import TrainParams, load_params
+from stn.params.run import TrainParams
+from stn.params.study import load_params
 from stn.training.loop import Trainer
 from stn.variant import VariantSpec
 

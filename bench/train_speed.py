@@ -28,7 +28,7 @@ from reference import (
 from stn.analysis.evaluate import predict
 from stn.datasets.store import DatasetMeta
 from stn.models.builder import build_model
-from stn.params import TrainParams
+from stn.params.run import TrainParams
 from stn.training.loop import Trainer, train_step
 from stn.variant import VariantSpec
 
@@ -152,7 +152,7 @@ def peak_memory_mib() -> float:
     code = (
         "import sys; sys.path.insert(0, 'bench');"
         "from common import mnist_arrays, mnist_meta; from stn.training.loop import Trainer;"
-        "from stn.params import TrainParams; from stn.variant import VariantSpec;"
+        "from stn.params.run import TrainParams; from stn.variant import VariantSpec;"
         "Trainer(VariantSpec(), TrainParams(epochs=1), 0, mnist_meta(), *mnist_arrays('train'),"
         " log=lambda m: None).fit();"
         "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"

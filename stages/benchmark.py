@@ -12,13 +12,13 @@ from stn.analysis.benchmark import (
     summarize,
 )
 from stn.analysis.benchmark_report import benchmark_report
-from stn.analysis.cost import cost_frame
+from stn.analysis.cost import cost_frame, input_shape_of
 from stn.analysis.figures import save_figure
 from stn.analysis.stats import write_summary
 from stn.atomic import write_text
 from stn.entry import run_main
 from stn.layout import PROVENANCE
-from stn.params import load_params
+from stn.params.study import load_params
 
 FIGURES = Path("plots/benchmark")
 
@@ -41,7 +41,11 @@ def main() -> None:
     if len(curves):
         save_figure(rotation_figure(curves), FIGURES / "rotation.png")
     provenance = json.loads(PROVENANCE.read_text())
-    cost = cost_frame(runs, histories)
+    cost = cost_frame(
+        runs,
+        {v: params.variant(v) for v in study.variants},
+        {d: input_shape_of(params.dataset(d)) for d in study.datasets},
+    )
     report = benchmark_report(params, runs, summary, comparisons, histories, curves, kinds, provenance, cost)
     write_text("reports/benchmark.md", report)
     print(report.split("## Headline\n\n", 1)[1].split("\n\n", 1)[0])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from stn.analysis.calibration import reliability_bins, reliability_figure
-from stn.analysis.cost import cost_frame
+from stn.analysis.cost import cost_frame, input_shape_of
 from stn.analysis.figures import accuracy_figure, curves_figure, save_figure
 from stn.analysis.stats import (
     ORIGINAL_RUNS,
@@ -26,7 +26,7 @@ from stn.analysis.validation import has_validation, validation_figure
 from stn.atomic import write_text, write_with
 from stn.entry import run_main
 from stn.layout import PROVENANCE, RunPaths
-from stn.params import load_params
+from stn.params.study import load_params
 
 FIGURES = Path("plots/compare")
 
@@ -62,7 +62,11 @@ def main() -> None:
         per_class_means(dataset, study.variants, study.seeds),
         scores,
         histories,
-        cost_frame(runs, histories),
+        cost_frame(
+            runs,
+            {v: params.variant(v) for v in study.variants},
+            {d: input_shape_of(params.dataset(d)) for d in study.datasets},
+        ),
     )
     write_text("reports/results.md", report)
     references = {run.variant: (name, run.accuracy) for name, run in ORIGINAL_RUNS.items()}

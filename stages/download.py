@@ -6,11 +6,11 @@ from stn.atomic import write_json
 from stn.datasets.mnist import MIRROR_ENV, prepare_mnist
 from stn.entry import run_main
 from stn.layout import PROVENANCE, RAW_MNIST
-from stn.params import load_params
+from stn.params.study import load_params
 
 
 def main() -> None:
-    params = load_params()
+    params = load_params()  # the first stage checks the whole file, before anything trains
     counts = {"train": params.mnist.train_count, "test": params.mnist.test_count}
     mirror = os.environ.get(MIRROR_ENV) or None
     print(f"download: MNIST from {mirror or 'the public mirrors'} -> {RAW_MNIST}")

@@ -11,19 +11,19 @@ from stn.analysis.evaluate import (
     save_predictions,
     summarize,
 )
-from stn.analysis.figures import save_figure
+from stn.analysis.plotting import save_figure
 from stn.analysis.run_figures import confusion_figure, stn_figure
 from stn.atomic import write_json
 from stn.datasets.store import load_arrays, read_meta
 from stn.entry import run_main
 from stn.layout import RunPaths, dataset_dir
 from stn.models.builder import count_parameters, load_model
-from stn.params import load_params
+from stn.params.run import load_run_params
 
 
 def main() -> None:
     dataset, variant, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    params = load_params()
+    params = load_run_params()
     settings = params.evaluate
     torch.set_num_threads(params.train.threads)  # the same reduction order on every machine
     paths = RunPaths(dataset, variant, seed)

@@ -6,12 +6,12 @@ from stn.datasets.normalization import Normalization
 from stn.datasets.prepare import prepare_dataset
 from stn.entry import run_main
 from stn.layout import RAW_MNIST, dataset_dir
-from stn.params import load_params
+from stn.params.run import load_run_params
 
 
 def main() -> None:
     name = sys.argv[1]
-    spec = load_params().dataset(name)
+    spec = load_run_params(dataset=name).dataset(name)
     norm = Normalization(**spec.normalization.model_dump()) if spec.normalization else None
     meta = prepare_dataset(
         name, RAW_MNIST, dataset_dir(name), spec.distortion, spec.seed, spec.validation, norm

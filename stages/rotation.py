@@ -11,12 +11,12 @@ from stn.entry import run_main
 from stn.errors import ParamsError
 from stn.layout import RAW_MNIST, RunPaths, dataset_dir
 from stn.models.builder import load_model
-from stn.params import load_params
+from stn.params.run import load_run_params
 
 
 def main() -> None:
     dataset, variant, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    params = load_params()
+    params = load_run_params()
     settings = params.evaluate
     torch.set_num_threads(params.train.threads)  # the same reduction order on every machine
     paths = RunPaths(dataset, variant, seed)

@@ -6,14 +6,14 @@ from stn.datasets.store import load_arrays
 from stn.entry import run_main
 from stn.layout import RAW_MNIST, RunPaths, dataset_dir
 from stn.models.builder import save_model
-from stn.params import load_params
+from stn.params.run import load_run_params
 from stn.training.loop import Trainer, save_history
 from stn.training.runs import epoch_images_for, load_training_data
 
 
 def main() -> None:
     dataset, variant, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    params = load_params()
+    params = load_run_params(dataset, variant)
     spec = params.variant(variant)
     paths = RunPaths(dataset, variant, seed)
     meta, images, labels = load_training_data(dataset_dir(dataset))

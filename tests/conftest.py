@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +50,37 @@ def tiny_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, array in _tiny_arrays().items():
         write_idx_gz(folder / name, array)
     return folder
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_mirror(tiny_mirror: Path):
+    """Serve the tiny mirror on 127.0.0.1 for the length of one test."""
+    handler = functools.partial(_QuietHandler, directory=str(tiny_mirror))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def mirror_spellings(mirror: Path, cwd: Path, http_mirror: str, link: Path) -> list[str]:
+    """Six names for one folder of MNIST files, as MNIST_MIRROR may give them: relative to `cwd`,
+    absolute, with a trailing slash, through the symlink `link` (made here), file:// and http://."""
+    link.symlink_to(mirror)
+    return [
+        os.path.relpath(mirror, cwd),
+        str(mirror),
+        f"{mirror}/",
+        str(link),
+        f"file://{mirror}",
+        http_mirror,
+    ]
 
 
 @pytest.fixture

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import os
 import socket
 import subprocess
 import sys
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import N_TEST, N_TRAIN, OFFLINE_MNIST, ROOT, tiny_params
+from conftest import N_TEST, N_TRAIN, OFFLINE_MNIST, ROOT, mirror_spellings, tiny_params
 from torchvision.datasets import MNIST
 
 from stn.datasets.idx import write_idx_gz
@@ -28,23 +25,6 @@ from stn.errors import DataError
 
 COUNTS = {"train": N_TRAIN, "test": N_TEST}
 RAW_FILES = ["test-images.npy", "test-labels.npy", "train-images.npy", "train-labels.npy"]
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def http_mirror(tiny_mirror: Path):
-    """Serve the tiny mirror on 127.0.0.1 for the length of one test."""
-    handler = functools.partial(_QuietHandler, directory=str(tiny_mirror))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
 
 
 def _tiny_md5s(folder: Path) -> list[tuple[str, str]]:
@@ -68,10 +48,12 @@ def test_http_mirror_with_md5(tiny_mirror: Path, http_mirror: str, tmp_path: Pat
     assert provenance["identity"] == "official" and provenance["official_mnist"] is True
 
 
-def test_checksum_mismatch(http_mirror: str, tmp_path: Path) -> None:
-    # The tiny files cannot match torchvision's md5 list for the real MNIST.
+def test_checksum_mismatch(http_mirror: str, tmp_path: Path, monkeypatch) -> None:
+    # The public mirrors are md5-checked: here the tiny files stand in for a mirror serving
+    # something else than torchvision's md5 list says.
+    monkeypatch.setattr(MNIST, "mirrors", [http_mirror])
     with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: md5 checksum mismatch") as info:
-        prepare_mnist(tmp_path / "mnist", COUNTS, http_mirror)
+        prepare_mnist(tmp_path / "mnist", COUNTS, None)
     assert "MNIST_MIRROR" in str(info.value)
     assert not (tmp_path / "mnist").exists()
 
@@ -183,9 +165,10 @@ def test_stage_reports_error_without_traceback(mirror_copy: Path, tmp_path: Path
     assert not (tmp_path / "reports").exists()
 
 
-def test_provenance_names_source_and_hashes(tiny_mirror: Path, tmp_path: Path) -> None:
+def test_provenance_gives_hashes_not_the_source(tiny_mirror: Path, tmp_path: Path) -> None:
     provenance = prepare_mnist(tmp_path / "mnist", COUNTS, str(tiny_mirror))
-    assert provenance["source"] == str(tiny_mirror) and provenance["official_mnist"] is False
+    assert "source" not in provenance and provenance["official_mnist"] is False
+    assert str(tiny_mirror) not in (tmp_path / "mnist" / "provenance.json").read_text()
     entry = provenance["files"]["t10k-labels-idx1-ubyte.gz"]
     raw = gzip.decompress((tiny_mirror / "t10k-labels-idx1-ubyte.gz").read_bytes())
     assert entry == {"items": N_TEST, "sha256_decompressed": hashlib.sha256(raw).hexdigest()}
@@ -239,3 +222,18 @@ def test_stored_array_bytes_are_pinned(tmp_path: Path) -> None:
         assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest
     assert (tmp_path / "train-labels.npy").read_bytes()[:10] == b"\x93NUMPY\x01\x00v\x00"
     assert content_hash(hashes) == content_hash(dict(reversed(hashes.items())))  # order-free
+
+
+def test_the_same_bytes_however_the_mirror_is_spelled(
+    tiny_mirror: Path, http_mirror: str, tmp_path: Path, monkeypatch
+) -> None:
+    """Relative, absolute, trailing slash, a symlink, file:// and http://: one output, byte for
+    byte, so DVC records one hash and no later stage reruns for a new spelling of the source."""
+    monkeypatch.chdir(tmp_path)
+    spellings = mirror_spellings(tiny_mirror, tmp_path, http_mirror, tmp_path / "link")
+    outputs = set()
+    for i, spelling in enumerate(spellings):
+        prepare_mnist(tmp_path / f"out{i}", COUNTS, spelling)
+        files = sorted((tmp_path / f"out{i}").iterdir())
+        outputs.add(tuple((f.name, f.read_bytes()) for f in files))
+    assert len(outputs) == 1

@@ -1,4 +1,4 @@
-"""params.yaml is checked as a whole before anything runs."""
+"""params.yaml: the study schema checks the whole file, the run schema the parts a run reads."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from conftest import ROOT
 from stn.datasets.distortions.rot import Rotation
 from stn.datasets.distortions.rts import RotationTranslationScale
 from stn.errors import ParamsError
-from stn.params import TrainParams, load_params, parse_params
+from stn.params.run import load_run_params
+from stn.params.study import TrainParams, load_params, parse_params
 
 DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -298,3 +299,46 @@ def test_the_distorted_study_states_its_extra_seeds() -> None:
     del params["studies"]["distorted"]["extra_seeds"]
     with pytest.raises(ParamsError, match=r"studies.distorted: .*extra_seeds: required"):
         parse_params(params)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "what"),
+    [
+        ("train: &budget\n  epochs: 3\ndatasets:\n  rot:\n    train: *budget\n", 1, "anchor &budget"),
+        ("a: 1\nb: [1, *x]\n", 2, "alias *x"),
+        ("train:\n  <<: {epochs: 3}\n", 2, "merge key <<"),
+    ],
+)
+def test_params_file_rejects_anchors_aliases_and_merge_keys(tmp_path, text: str, line: int, what: str):
+    """An alias shares its anchor's mapping in DVC's round trip, so `dvc exp run -S` on one
+    place would edit every place or none: such files are refused, naming the line."""
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    for load in (load_params, load_run_params):
+        with pytest.raises(ParamsError) as info:
+            load(path=path)
+        message = str(info.value)
+        assert message.startswith(f"{path}:{line}: {what}: ") and "dvc" in message.lower()
+
+
+def test_the_project_params_have_no_anchors() -> None:
+    text = (ROOT / "params.yaml").read_text()
+    assert "&" not in text.split("#")[0] and load_params(ROOT / "params.yaml")
+
+
+def test_run_params_read_only_the_runs_own_entries(tmp_path) -> None:
+    """A run's stages check its own dataset and variant, not the study sections or other entries."""
+    raw = copy.deepcopy(DEFAULT)
+    raw["studies"]["distorted"]["seedz"] = [0]  # a study-level mistake: the report stages' to find
+    raw["variants"]["stn-ic"]["layr"] = "conv"  # another variant's mistake: its own stages' to find
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    run = load_run_params("rts", "stn-conv", path=path)
+    assert list(run.datasets) == ["rts"] and list(run.variants) == ["stn-conv"]
+    assert run.train_for("rts").momentum == 0.5 and run.variant("stn-conv").output_size == (28, 28)
+    with pytest.raises(ParamsError, match=r"variants.stn-ic.layr: unknown key \(did you mean 'layer'\?\)"):
+        load_run_params("rts", "stn-ic", path=path)
+    with pytest.raises(ParamsError, match=r"studies.distorted.seedz: unknown key"):
+        load_params(path)  # the first stage's check: the whole file
+    with pytest.raises(ParamsError, match=r"variants.stn-cnv: not defined \(did you mean 'stn-conv'\?\)"):
+        load_run_params("rts", "stn-cnv", path=path)

@@ -18,7 +18,7 @@ from stn.datasets.store import content_hash, load_arrays, read_meta
 from stn.datasets.warp import rotate
 from stn.errors import DataError
 from stn.models.builder import InputShape, build_model
-from stn.params import DatasetSpec, load_params
+from stn.params.study import DatasetSpec, load_params
 from stn.training.runs import epoch_images_for, load_training_data
 
 PARAMS = load_params(ROOT / "params.yaml")
@@ -98,7 +98,9 @@ def test_meta_json(prepared: dict[str, Path], name: str) -> None:
     meta = read_meta(folder)
     assert meta.normalization == Normalization.of(train_images)
     assert raw_meta["normalization"] == {"mean": meta.normalization.mean, "std": meta.normalization.std}
-    assert meta.shape == InputShape(size=SIZES[name], classes=10, background=meta.normalization.background)
+    assert InputShape.of(meta) == InputShape(
+        size=SIZES[name], classes=10, background=meta.normalization.background
+    )
     # The content hash: of the files' own bytes, all six of them.
     hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.npy")}
     assert raw_meta["files_sha256"] == hashes and len(hashes) == 6

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT
 from test_evaluate import _fake_run
 
 from stn.analysis.classification import per_class_scores_table
-from stn.analysis.cost import cost_frame, cost_table, inference_rate
+from stn.analysis.cost import cost_frame, cost_table, input_shape_of
 from stn.analysis.stats import (
     ORIGINAL_RUNS,
     claim_comparisons,
@@ -24,10 +25,10 @@ from stn.analysis.stats import (
     per_class_scores,
 )
 from stn.analysis.validation import checkpoints, returns_table, validation_figure
-from stn.datasets.store import save_arrays, write_meta
 from stn.errors import StnError
-from stn.layout import RunPaths, dataset_dir
-from stn.models.builder import build_model, save_model
+from stn.layout import RunPaths
+from stn.models.builder import InputShape
+from stn.params.study import load_params
 from stn.variant import VariantSpec
 
 SEEDS = [0, 1, 2]
@@ -125,25 +126,58 @@ def test_per_class_scores_of_every_run(tmp_path: Path) -> None:
     assert table[3].startswith("| v | recall | 75.0 | 100.0 | 0.0 |")
 
 
-def test_cost_of_a_saved_model(tmp_path: Path) -> None:
-    folder = dataset_dir("tiny", tmp_path)
-    folder.mkdir(parents=True)
-    images = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
-    labels = np.arange(64, dtype=np.uint8) % 10
-    save_arrays(folder, "test", images, labels)
-    meta = {"name": "tiny", "image_size": [28, 28], "classes": 10, "counts": {"test": 64}}
-    write_meta(folder, meta | {"normalization": {"mean": 0.13, "std": 0.31}, "content_sha256": "-"})
-    torch.manual_seed(0)
-    save_model(build_model(VariantSpec()), RunPaths("tiny", "stn-conv", 0, tmp_path).model)
-    assert inference_rate(RunPaths("tiny", "stn-conv", 0, tmp_path).model, "tiny", tmp_path) > 0
-    runs = pd.DataFrame({"dataset": ["tiny"], "variant": ["stn-conv"], "seed": [0], "parameters": [28644]})
-    histories = pd.DataFrame(
-        {"dataset": "tiny", "variant": "stn-conv", "seed": 0, "epoch": [1, 2, 3], "seconds": [9.0, 8.0, 30.0]}
+def test_cost_counts_flops_of_the_architecture() -> None:
+    """The classifier's FLOPs by hand (a multiply-add is 2): conv1, conv2, fc1, fc2 forward;
+    training adds the weight gradients (as many) and the input gradients of all but conv1."""
+    runs = pd.DataFrame(
+        {
+            "dataset": ["tiny", "tiny", "tiny", "tiny", "big"],
+            "variant": ["cnn", "cnn", "stn-conv", "stn-coordconv", "cnn"],
+            "seed": [0, 1, 0, 0, 0],
+            "parameters": [21840, 21840, 27360, 28644, 41585],
+        }
     )
-    frame = cost_frame(runs, histories, tmp_path)
-    assert frame.loc[("tiny", "stn-conv"), "train_s_per_epoch"] == 9.0  # the median ignores a stall
-    row = cost_table(frame).splitlines()[2]
-    assert row.startswith("| tiny | stn-conv | 28,644 | 9.0 | ")
+    specs = {
+        "cnn": VariantSpec(stn=False),
+        "stn-conv": VariantSpec(),
+        "stn-coordconv": VariantSpec(layer="coordconv"),
+    }
+    state = torch.get_rng_state()
+    shapes = {"tiny": InputShape(size=(28, 28)), "big": InputShape(size=(36, 36), classes=5)}
+    frame = cost_frame(runs, specs, shapes)
+    assert torch.equal(torch.get_rng_state(), state)  # building the models drew no random numbers
+    assert list(frame.index) == [
+        ("tiny", "cnn"),
+        ("tiny", "stn-conv"),
+        ("tiny", "stn-coordconv"),
+        ("big", "cnn"),
+    ]
+    # 28x28: 2 * (10*25*24*24 + 20*250*8*8 + 320*50 + 50*10) forward; backward adds the same
+    # again (weights) plus 2 * (20*250*8*8 + 320*50 + 50*10) (inputs).
+    assert frame.loc[("tiny", "cnn"), "inference_flops"] == 961_000
+    assert frame.loc[("tiny", "cnn"), "train_flops"] == 2 * 961_000 + 673_000
+    # 36x36 with 5 classes: 10*25*32*32, 20*250*12*12, 720*50, 50*5.
+    big = 2 * (256_000 + 720_000 + 36_000 + 250)
+    assert frame.loc[("big", "cnn"), "inference_flops"] == big
+    assert frame.loc[("big", "cnn"), "train_flops"] == 2 * big + 2 * (720_000 + 36_000 + 250)
+    stn = frame.loc[("tiny", "stn-conv")]
+    assert stn["inference_flops"] > 961_000 and stn["train_flops"] > 2 * stn["inference_flops"]
+    # CoordConv's coordinate channels are convolved once per batch: no cost per image.
+    assert frame.loc[("tiny", "stn-coordconv"), "inference_flops"] == stn["inference_flops"]
+    table = cost_table(frame).splitlines()
+    assert "training MFLOPs/image (forward + backward)" in table[0] and "inference MFLOPs/image" in table[0]
+    assert table[2] == "| tiny | cnn | 21,840 | 2.60 | 0.96 |"
+    with pytest.raises(KeyError, match="nowhere"):
+        cost_frame(runs.assign(dataset="nowhere"), specs, shapes)
+
+
+def test_input_shape_comes_from_the_dataset_params() -> None:
+    """The image size a report counts FLOPs for is the one prepare makes: RTS's 42x42 canvas."""
+    params = load_params(ROOT / "params.yaml")
+    assert input_shape_of(params.dataset("rts")) == InputShape(size=(42, 42), classes=10)
+    assert (
+        input_shape_of(params.dataset("mnist")).size == input_shape_of(params.dataset("rot")).size == (28, 28)
+    )
 
 
 def test_readme_blocks_take_their_lines_from_their_own_sections() -> None:

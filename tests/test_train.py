@@ -23,7 +23,7 @@ from stn.errors import DivergenceError
 from stn.models.builder import build_model
 from stn.models.coordconv import CoordConv2d
 from stn.models.single_input_conv import SingleInputConv2d
-from stn.params import TrainParams
+from stn.params.run import TrainParams
 from stn.training.loop import Trainer, save_history, train_step
 from stn.variant import VariantSpec
 
@@ -178,7 +178,7 @@ def test_validation_split_is_scored_each_epoch(prepared: Path, tmp_path: Path) -
     assert 0.0 <= stats.val_accuracy <= 1.0 and np.isfinite(stats.val_loss)
     save_history(trainer.history, tmp_path / "h.csv")
     header = (tmp_path / "h.csv").read_text().splitlines()[0]
-    assert header == "epoch,loss,accuracy,seconds,val_loss,val_accuracy"
+    assert header == "epoch,loss,accuracy,val_loss,val_accuracy"
 
 
 def test_empty_validation_split_is_not_scored(train_data, tmp_path: Path) -> None:
@@ -188,4 +188,4 @@ def test_empty_validation_split_is_not_scored(train_data, tmp_path: Path) -> Non
     (stats,) = trainer.fit()
     assert stats.val_accuracy is None
     save_history(trainer.history, tmp_path / "h.csv")
-    assert (tmp_path / "h.csv").read_text().splitlines()[0] == "epoch,loss,accuracy,seconds"
+    assert (tmp_path / "h.csv").read_text().splitlines()[0] == "epoch,loss,accuracy"

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from stn.models.builder import InputShape, build_model
 from stn.models.localization import SpatialTransformer
 from stn.models.transforms import TRANSFORMS, sampling_grid
-from stn.params import TrainParams
+from stn.params.run import TrainParams
 from stn.training.optim import build_optimizer, lr_factor, set_epoch_lr
 from stn.variant import VariantSpec
 

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from stn.analysis.evaluate import confusion, predict, predictions_table, summarize
-from stn.analysis.figures import save_figure
+from stn.analysis.plotting import save_figure
 from stn.analysis.run_figures import confusion_figure, stn_figure
 from stn.datasets.mnist import MIRROR_ENV, prepare_mnist
 from stn.datasets.normalization import Normalization
@@ -28,7 +28,7 @@ from stn.datasets.store import load_arrays, read_meta
 from stn.entry import run_main
 from stn.errors import DataError, ParamsError
 from stn.layout import CHECKPOINT_DIR
-from stn.params import DatasetSpec, NormalizationParams, TrainParams, load_params
+from stn.params.study import DatasetSpec, NormalizationParams, TrainParams, load_params
 from stn.training.loop import Trainer
 from stn.variant import VariantSpec
 

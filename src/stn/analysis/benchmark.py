@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from stn.analysis.figures import plt
+from stn.analysis.ideas import COLLAPSE_ACCURACY
+from stn.analysis.palette import LINESTYLES, group_of, variant_colors
 from stn.analysis.significance import format_p
 from stn.analysis.stats import (
     load_histories,
@@ -24,7 +26,7 @@ from stn.analysis.stats import (
     with_holm,
 )
 from stn.layout import RunPaths
-from stn.params import StudySpec
+from stn.params.study import StudySpec
 
 # Jaderberg et al. 2015, Table 1: test error (%) on distorted MNIST, keyed by distortion.
 PAPER_TABLE1 = {
@@ -115,24 +117,93 @@ def comparisons_table(comparisons: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+# How each distortion kind reads in a figure title.
+KIND_WORDS = {
+    "rot": "rotated digits",
+    "rts": "rotated, translated and scaled digits",
+    "proj": "projectively distorted digits",
+    "elastic": "elastically distorted digits",
+}
+
+
 def error_figure(runs: pd.DataFrame, summary: pd.DataFrame, dataset: str, kind: str) -> plt.Figure:
-    """Test error per variant on one dataset: runs (dots), mean with 95% CI, the paper's numbers."""
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    """Test error (%) per variant on `dataset`, variants top to bottom: every run (dot), the mean
+    over seeds with its 95% t-interval (diamond and bar), the paper's CNN and ST-CNN (lines).
+
+    Collapsed runs (test accuracy at or below ideas.COLLAPSE_ACCURACY, the report's threshold) sit
+    at chance, far off every other run: they are counted at the right edge instead of setting the
+    scale. (A run the report counts for a collapse during training only is drawn at its test error.)
+    """
     rows = summary[summary["dataset"] == dataset].reset_index(drop=True)
-    for i, row in rows.iterrows():
-        err = 100 * (1 - runs[(runs["dataset"] == dataset) & (runs["variant"] == row["variant"])]["accuracy"])
-        ax.scatter(np.full(len(err), i), err, color="grey", s=16, zorder=2)
-        mean = 100 * (1 - row["accuracy_mean"])
-        low, high = 100 * (1 - row["ci95_high"]), 100 * (1 - row["ci95_low"])
-        ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], fmt="o", color="C0", capsize=6, zorder=3)
-    for (model, errors), style in zip(PAPER_TABLE1.items(), ("--", ":", "-.", (0, (1, 3))), strict=True):
-        if kind in errors and model in ("CNN", "ST-CNN affine"):
-            ax.axhline(errors[kind], linestyle=style, color="C3", alpha=0.7, label=f"paper {model}")
-    ax.set_xticks(range(len(rows)), rows["variant"], rotation=15)
-    ax.set_ylabel("test error (%)")
-    ax.set_title(f"{dataset}: test error per run (grey), mean with 95% CI over seeds (blue)")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    # Every dataset's variants, so that a variant has the same colour in all the error figures.
+    colors = variant_colors(summary["variant"])
+    on = runs[runs["dataset"] == dataset]
+    accuracy = {v: on.loc[on["variant"] == v, "accuracy"].to_numpy() for v in rows["variant"]}
+    collapsed = {v: a <= COLLAPSE_ACCURACY for v, a in accuracy.items()}
+    mean = 100 * (1 - rows["accuracy_mean"].to_numpy())
+    # A t-interval over a collapsed run spans far beyond what an error can be: clipped to 0..100.
+    low = np.clip(100 * (1 - rows["ci95_high"].to_numpy()), 0, 100)
+    high = np.clip(100 * (1 - rows["ci95_low"].to_numpy()), 0, 100)
+    paper = {m: e[kind] for m, e in PAPER_TABLE1.items() if kind in e and m in ("CNN", "ST-CNN affine")}
+
+    # The scale fits the runs that did not collapse, the intervals of variants without a collapsed
+    # run, and the paper's numbers; a variant with a collapsed run has its interval cut at the edge.
+    fitted = [100 * (1 - a[~collapsed[v]]) for v, a in accuracy.items()]
+    fitted += [high[i : i + 1] for i, v in enumerate(rows["variant"]) if not collapsed[v].any()]
+    fitted.append(np.array(list(paper.values()), dtype=float))
+    values = np.concatenate(fitted)
+    # A little room beyond the largest value; at least 1% (every run perfect), at most 100%.
+    top = min(100.0, max(1.0, 1.08 * float(values.max()))) if values.size else 100.0
+
+    fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.34 * len(rows)))
+    for (model, error), style in zip(paper.items(), ("--", ":"), strict=False):
+        ax.axvline(
+            error, linestyle=style, color="black", alpha=0.6, lw=1.1, label=f"paper: {model}", zorder=1
+        )
+    for i, variant in enumerate(rows["variant"]):
+        color, down = colors[variant], collapsed[variant]
+        ok = 100 * (1 - accuracy[variant][~down])
+        # Dots a little below the bar, so that neither hides the other.
+        ax.scatter(ok, np.full(len(ok), i + 0.22), s=18, color=color, alpha=0.8, linewidths=0, zorder=3)
+        n_down = int(down.sum())
+        if n_down < len(down):  # with every run collapsed there is no interval worth drawing
+            ax.plot([low[i], min(high[i], top)], [i, i], color=color, lw=2.2, solid_capstyle="butt", zorder=2)
+            for end, cut in ((low[i], low[i] <= 0), (high[i], high[i] >= top)):
+                if not cut:  # a cap only where the interval really ends, not where it was cut
+                    ax.plot([end, end], [i - 0.14, i + 0.14], color=color, lw=1.2, zorder=2)
+            if mean[i] <= top:
+                ax.scatter(
+                    mean[i], i, marker="D", s=30, color=color, edgecolors="black", linewidths=0.6, zorder=4
+                )
+        if n_down:
+            ax.plot(top, i, marker=">", ms=7, color=color, mec="black", mew=0.6, clip_on=False, zorder=5)
+            note = f"{n_down} collapsed"
+            if n_down < len(down) and mean[i] > top:
+                note += f", mean {mean[i]:.1f}%"
+            ax.annotate(
+                note,
+                (top, i),
+                xytext=(8, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+                annotation_clip=False,
+            )
+    ax.set_xlim(0, top)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the first variant on top
+    ax.set_yticks(range(len(rows)), rows["variant"])
+    ax.set_xlabel("test error (%)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(
+        f"{dataset} ({KIND_WORDS.get(kind, f'{kind} distortion')}): test error per variant\n"
+        "dots: one run per seed; diamond and bar: mean with 95% t-interval over seeds\n"
+        f"\u25b6 at the edge: runs that collapsed (test accuracy \u2264 {100 * COLLAPSE_ACCURACY:.0f}%), "
+        "off the scale",
+        fontsize=9,
+        loc="left",
+    )
+    if paper:
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(paper), frameon=False)
     return fig
 
 
@@ -148,21 +219,45 @@ def load_rotation_curves(datasets: list[str], variants: dict[str, list[str]], se
 
 
 def rotation_figure(curves: pd.DataFrame) -> plt.Figure:
-    """Accuracy on the upright test set rotated by 0..180 degrees: mean over seeds, min-max band."""
+    """Accuracy (%) on the upright test set rotated by 0..180 degrees, one panel per training set:
+    mean over seeds (line), min to max over seeds (band); chance (10%) dotted."""
     datasets = list(dict.fromkeys(curves["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False, sharey=True)
+    # One colour per variant over all panels, so a variant trained on two sets looks the same.
+    colors = variant_colors(curves["variant"])
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False, sharey=True)
+    handles: dict[str, object] = {}
     for ax, d in zip(axes[0], datasets, strict=True):
+        ax.axhline(10, color="black", lw=0.8, linestyle=":", zorder=1)
         for v, rows in curves[curves["dataset"] == d].groupby("variant", sort=False):
             by_angle = rows.groupby("angle")["accuracy"]
             mean, low, high = (100 * f() for f in (by_angle.mean, by_angle.min, by_angle.max))
-            ax.plot(mean.index, mean, label=v)
-            ax.fill_between(mean.index, low, high, alpha=0.2)
+            style = LINESTYLES[group_of(v)]
+            (line,) = ax.plot(mean.index, mean, color=colors[v], linestyle=style, lw=1.6, label=v)
+            ax.fill_between(mean.index, low, high, color=colors[v], alpha=0.12, linewidth=0)
+            handles.setdefault(v, line)
         ax.set(
             xlabel="rotation of the test digits (degrees)", title=f"trained on {d}", xticks=range(0, 181, 30)
         )
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][0].set_ylim(0, 100)
+    # The legend by group (controls, conventional STNs, ideas), in order of appearance within each.
+    order = sorted(handles, key=lambda v: ("control", "conventional", "idea").index(group_of(v)))
+    chance = plt.Line2D([], [], color="black", lw=0.8, linestyle=":")
+    fig.legend(
+        [handles[v] for v in order] + [chance],
+        order + ["chance (10%)"],
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=8,
+        title="variant",
+        title_fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(
+        "Accuracy on the rotated upright MNIST test set: mean over seeds (line), range over seeds (band)"
+    )
+    fig.tight_layout()
     return fig
 
 

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
+import pandas as pd
 
-import matplotlib
+from stn.analysis.plotting import plt, save_figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from stn.atomic import write_with  # noqa: E402
-
-
-def save_figure(fig: plt.Figure, path: Path) -> None:
-    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
-    plt.close(fig)
+__all__ = ["accuracy_figure", "curves_figure", "plt", "save_figure"]
 
 
 def accuracy_figure(

@@ -7,7 +7,7 @@ import torch
 from sklearn.metrics import ConfusionMatrixDisplay
 from torchvision.utils import make_grid
 
-from stn.analysis.figures import plt
+from stn.analysis.plotting import plt
 from stn.datasets.normalization import Normalization
 from stn.models.builder import STNClassifier
 

@@ -391,4 +391,4 @@ def claim_verdicts(claims: pd.DataFrame, alpha: float = 0.05) -> str:
 
 def data_note(provenance: dict) -> str:
     """Which MNIST produced the numbers, from the download stage's provenance record."""
-    return f"Data: MNIST from {provenance['source']} — {provenance['note']}."
+    return f"Data: MNIST, {provenance['note']}."

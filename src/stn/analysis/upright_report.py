@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from stn.analysis.classification import per_class_accuracy_table, per_class_scores_table
-from stn.analysis.cost import cost_table
+from stn.analysis.cost import COST_INTRO, cost_table
 from stn.analysis.stats import (
     claim_verdicts,
     comparisons_table,
@@ -130,9 +130,7 @@ Precision, recall and F1 per digit (%, mean over seeds); every run's scores are 
 
 ## Cost
 
-Trainable parameters, median training seconds per epoch (wall time on the machine that ran
-the study, two runs side by side with one thread each) and inference images/s (the test set
-on one thread, measured when this report was made).
+{COST_INTRO}
 
 {cost_table(cost)}
 

@@ -37,10 +37,13 @@ def fetch_raw(download_dir: Path, mirror: str | None, timeout: float = 60.0) -> 
     """Return the folder holding the four .gz files, downloading them if needed.
 
     mirror None: the public mirrors torchvision knows, each file md5-checked.
-    mirror http(s)://...: that mirror only, md5-checked against torchvision's list.
-    mirror a folder: read in place; such copies (like the offline one) need not match the
-    official md5s, so they are checked by structure in `prepare_mnist` instead.
+    mirror http(s)://...: that mirror only; a folder (or file://...): read in place. Such
+    copies (like the offline one) need not match the official md5s, so they are checked by
+    structure in `prepare_mnist` and identified by content in `identify` instead.
+    Raises DataError when a file is missing or cannot be downloaded.
     """
+    if mirror is not None and mirror.startswith("file://"):
+        mirror = mirror.removeprefix("file://")
     if mirror is not None and not _is_url(mirror):
         folder = Path(mirror)
         if not folder.is_dir():
@@ -61,7 +64,8 @@ def fetch_raw(download_dir: Path, mirror: str | None, timeout: float = 60.0) -> 
     previous_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # torchvision's download has no timeout of its own
     try:
-        for filename, md5 in MNIST.resources:
+        for filename, official_md5 in MNIST.resources:
+            md5 = None if mirror else official_md5  # a chosen mirror is identified by content instead
             failures = []
             for base in mirrors:
                 try:
@@ -151,13 +155,12 @@ def prepare_mnist(out_dir: Path, counts: dict[str, int], mirror: str | None = No
 
     The arrays go to `out_dir/{train,test}-{images,labels}.npy`, built in a temporary folder
     and renamed into place only when every file passed its checks, so a failure leaves no
-    partial output. The provenance names the source, the sha256 of each decompressed file,
+    partial output. The provenance gives the sha256 of each decompressed file,
     and whether this is the official MNIST; it is also written to `out_dir/provenance.json`.
+    Where the files came from (a path or URL) is not part of it: the same bytes give the same
+    output however the source was spelled, so no later stage reruns for a new spelling.
     """
-    provenance: dict = {
-        "source": mirror or "public mirrors (torchvision's list, md5-checked)",
-        "files": {},
-    }
+    provenance: dict = {"files": {}}
     digests = {}
     with (
         tempfile.TemporaryDirectory(prefix="mnist-download-") as download_dir,

@@ -74,12 +74,6 @@ class DatasetMeta:
     content_sha256: str
     raw: dict
 
-    @property
-    def shape(self):  # -> stn.models.builder.InputShape, built lazily to keep datasets free of models
-        from stn.models.builder import InputShape
-
-        return InputShape(size=self.size, classes=self.classes, background=self.normalization.background)
-
 
 def read_meta(folder: Path) -> DatasetMeta:
     path = Path(folder) / META

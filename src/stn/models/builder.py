@@ -28,6 +28,12 @@ class InputShape:
     def from_dict(cls, raw: dict) -> InputShape:
         return cls(size=tuple(raw["size"]), classes=int(raw["classes"]), background=float(raw["background"]))
 
+    @classmethod
+    def of(cls, meta) -> InputShape:
+        """From a dataset's meta (`stn.datasets.store.DatasetMeta`, not imported: models need no
+        dataset code): its image size, classes and the normalised value of a black pixel."""
+        return cls(size=tuple(meta.size), classes=int(meta.classes), background=meta.normalization.background)
+
 
 class STNClassifier(nn.Module):
     """Optional spatial transformer followed by the classifier."""

@@ -19,8 +19,8 @@ from torch import nn
 from stn.atomic import write_with
 from stn.datasets.store import DatasetMeta
 from stn.errors import DivergenceError, ParamsError
-from stn.models.builder import STNClassifier, build_model
-from stn.params import TrainParams
+from stn.models.builder import InputShape, STNClassifier, build_model
+from stn.params.run import TrainParams
 from stn.training.allocator import reuse_freed_memory
 from stn.training.optim import build_optimizer, set_epoch_lr
 from stn.variant import VariantSpec
@@ -105,7 +105,7 @@ class Trainer:
             torch.set_num_threads(params.threads)
         torch.use_deterministic_algorithms(True, warn_only=self.device.type == "cuda")
         torch.manual_seed(seed)
-        self.model: STNClassifier = build_model(spec, dataset.shape).to(self.device)
+        self.model: STNClassifier = build_model(spec, InputShape.of(dataset)).to(self.device)
         self.memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         # The whole normalised dataset stays resident (on the GPU when there is one).
@@ -225,6 +225,10 @@ class Trainer:
 
 
 def save_history(history: list[EpochStats], path: Path) -> None:
-    """Per-epoch curves as CSV (epoch, loss, accuracy, seconds[, val_loss, val_accuracy])."""
-    frame = pd.DataFrame([asdict(h) for h in history]).dropna(axis=1, how="all")
+    """Per-epoch curves as CSV (epoch, loss, accuracy[, val_loss, val_accuracy]).
+
+    Wall times stay in the log: an output that later stages read must not change from one
+    rerun to the next (bench/ measures speed).
+    """
+    frame = pd.DataFrame([asdict(h) for h in history]).drop(columns="seconds").dropna(axis=1, how="all")
     write_with(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))

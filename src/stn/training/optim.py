@@ -12,7 +12,7 @@ import math
 import torch
 
 from stn.models.builder import STNClassifier
-from stn.params import TrainParams
+from stn.params.run import TrainParams
 
 
 def build_optimizer(model: STNClassifier, params: TrainParams) -> torch.optim.SGD:

@@ -9,7 +9,7 @@ import numpy as np
 from stn.datasets.prepare import augment_rng, training_part
 from stn.datasets.store import DatasetMeta, load_arrays, read_meta
 from stn.errors import DataError
-from stn.params import DatasetSpec
+from stn.params.run import DatasetSpec
 from stn.training.loop import EpochImages
 from stn.variant import VariantSpec
 

@@ -1,0 +1,172 @@
+"""The whole of params.yaml: the run sections of `stn.params.run` plus studies and comparisons.
+
+Report stages and the command line read this; training and evaluation stages do not (see
+`stn.params.run`), so a change here reruns only the reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StrictInt, field_validator, model_validator
+
+from stn.datasets.distortions.registry import DistortionSpec
+from stn.params.run import (
+    DatasetSpec,
+    EvaluateParams,
+    MnistParams,
+    NormalizationParams,
+    RunParams,
+    Strict,
+    TrainParams,
+    validate,
+)
+from stn.params.source import read_params_file
+from stn.variant import VariantSpec
+
+__all__ = [
+    "CompareParams",
+    "DatasetSpec",
+    "DistortionSpec",
+    "EvaluateParams",
+    "MnistParams",
+    "NormalizationParams",
+    "StudyParams",
+    "StudySpec",
+    "TrainParams",
+    "VariantSpec",
+    "load_params",
+    "parse_params",
+]
+
+
+def _unique_seeds(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    if any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative, got {seeds}")
+    return seeds
+
+
+Seeds = Annotated[list[StrictInt], AfterValidator(_unique_seeds)]
+
+
+class ExtraSeeds(Strict):
+    """More seeds for a few of a study's variants (those a headline rests on), on all its datasets."""
+
+    variants: list[str]
+    seeds: Seeds
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ExtraSeeds:
+        if bool(self.variants) != bool(self.seeds):
+            raise ValueError("give both variants and seeds, or neither")
+        if len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"variants must be distinct, got {self.variants}")
+        return self
+
+
+class StudySpec(Strict):
+    """Which variants run on which datasets, with which seeds: one run per combination."""
+
+    datasets: Annotated[list[str], Field(min_length=1)]
+    variants: Annotated[list[str], Field(min_length=1)]
+    seeds: Annotated[list[StrictInt], Field(min_length=1), AfterValidator(_unique_seeds)] = [0, 1, 2]
+    rotation_curve: list[str] = Field(
+        [], description="datasets of the study whose runs are also tested on upright digits rotated 0..180"
+    )
+    extra_seeds: ExtraSeeds = ExtraSeeds(variants=[], seeds=[])
+
+    @model_validator(mode="after")
+    def _extra_seeds_fit(self) -> StudySpec:
+        for variant in self.extra_seeds.variants:
+            if variant not in self.variants:
+                raise ValueError(f"extra_seeds: variant {variant!r} is not among the study's variants")
+        if overlap := sorted(set(self.extra_seeds.seeds) & set(self.seeds)):
+            raise ValueError(f"extra_seeds: seeds {overlap} are already the study's seeds")
+        return self
+
+    def seeds_for(self, variant: str) -> list[int]:
+        """The seeds `variant` runs with: the study's, and its extra seeds if it has them."""
+        return self.seeds + (self.extra_seeds.seeds if variant in self.extra_seeds.variants else [])
+
+
+class Studies(Strict):
+    upright: StudySpec
+    distorted: StudySpec
+
+    @field_validator("upright")
+    @classmethod
+    def _one_upright_dataset(cls, study: StudySpec) -> StudySpec:
+        if len(study.datasets) != 1:
+            raise ValueError(f"the upright study runs on exactly one dataset, got {study.datasets}")
+        if study.extra_seeds.variants:  # dvc.yaml has no extra-seed stages for it
+            raise ValueError("extra_seeds: only the distorted study has them; give every variant the seeds")
+        return study
+
+    @field_validator("distorted")
+    @classmethod
+    def _extra_seeds_stated(cls, study: StudySpec) -> StudySpec:
+        if "extra_seeds" not in study.model_fields_set:  # dvc.yaml's extra-seed stages read it
+            raise ValueError("extra_seeds: required (variants: [], seeds: [] for none)")
+        return study
+
+
+class CompareParams(Strict):
+    baseline: str = Field("stn-conv", description="the variant every other one is compared with")
+
+
+class StudyParams(RunParams):
+    """Every section of params.yaml, cross-checked: each name a study uses is defined."""
+
+    datasets: Annotated[dict[str, DatasetSpec], Field(min_length=1)]
+    variants: Annotated[dict[str, VariantSpec], Field(min_length=1)]
+    studies: Studies
+    compare: CompareParams = CompareParams()
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> StudyParams:
+        def check(kind: str, names: list[str], defined: dict, where: str) -> None:
+            for name in names:
+                if name not in defined:
+                    known = ", ".join(defined)
+                    raise ValueError(f"{where}: {kind} {name!r} is not defined; defined: {known}")
+
+        for study_name, study in (("upright", self.studies.upright), ("distorted", self.studies.distorted)):
+            check("dataset", study.datasets, self.datasets, f"studies.{study_name}.datasets")
+            check("variant", study.variants, self.variants, f"studies.{study_name}.variants")
+            for dataset in study.rotation_curve:
+                if dataset not in study.datasets:
+                    raise ValueError(
+                        f"studies.{study_name}.rotation_curve: dataset {dataset!r} is not among the "
+                        f"study's datasets ({', '.join(study.datasets)})"
+                    )
+            if self.compare.baseline not in study.variants:
+                raise ValueError(
+                    f"compare.baseline {self.compare.baseline!r} is not among studies.{study_name}.variants "
+                    f"({', '.join(study.variants)}); every comparison is against it"
+                )
+            if study.extra_seeds.variants and self.compare.baseline not in study.extra_seeds.variants:
+                raise ValueError(
+                    f"studies.{study_name}.extra_seeds: compare.baseline {self.compare.baseline!r} must be "
+                    "among its variants: comparisons are paired by seed with it"
+                )
+            for variant in study.variants:
+                for dataset in study.datasets:
+                    if self.variants[variant].augment and self.datasets[dataset].distortion is None:
+                        raise ValueError(
+                            f"studies.{study_name}: variant {variant!r} re-draws the distortion "
+                            f"(augment: true) but dataset {dataset!r} has none"
+                        )
+        return self
+
+
+def parse_params(raw: object, source: str = "params.yaml") -> StudyParams:
+    """Validate a params mapping; the error message lists every bad key by its path."""
+    return validate(raw, StudyParams, source)
+
+
+def load_params(path: Path | str = "params.yaml") -> StudyParams:
+    """The whole params file, checked (see `read_params_file` for the YAML rules)."""
+    return parse_params(read_params_file(path), str(path))
