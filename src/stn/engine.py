@@ -53,9 +53,18 @@ def plan(root: Path, targets: list[str]) -> tuple[list[StageSpec], dict[str, lis
         for stage in order:
             cmds = stage.cmd if isinstance(stage.cmd, list) else [stage.cmd]
             outs = tuple(out.fs_path for out in stage.outs)
-            specs.append(StageSpec(stage.addressing, str(root), stage.wdir, tuple(cmds), outs))
-            upstream[stage.addressing] = [s.addressing for s in nx.descendants(graph, stage) if s in pending]
+            specs.append(StageSpec(_address(stage, root), str(root), stage.wdir, tuple(cmds), outs))
+            upstream[_address(stage, root)] = [
+                _address(s, root) for s in nx.descendants(graph, stage) if s in pending
+            ]
     return specs, upstream
+
+
+def _address(stage, root: Path) -> str:
+    """The stage's name as DVC takes it from the repository root (stage.addressing is relative
+    to the current directory)."""
+    dvcfile = os.path.relpath(stage.path, root)
+    return stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}"
 
 
 def train_device(root: Path) -> str:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -73,7 +74,20 @@ def _last_error(log: Path) -> str:
     return (errors or lines or [""])[-1]
 
 
-def _run(cmd: list[str] | str, cwd: str, log, stopped: Callable[[], bool], shell: bool) -> int:
+def _kill_leftover(pidfile: Path, wdir: str) -> None:
+    """Kill the process group of an earlier attempt of this stage on this host whose worker died
+    (a shell's children outlive it), so a retry never writes beside it."""
+    try:
+        host, pid = pidfile.read_text().split()
+        if host == socket.gethostname() and os.readlink(f"/proc/{pid}/cwd") == wdir:
+            os.killpg(int(pid), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
+def _run(
+    cmd: list[str] | str, cwd: str, log, stopped: Callable[[], bool], shell: bool, pidfile: Path | None = None
+) -> int:
     """Run cmd with output to log; on stop, SIGINT it (then SIGKILL) and raise KeyboardInterrupt."""
     proc = subprocess.Popen(
         cmd,
@@ -81,9 +95,14 @@ def _run(cmd: list[str] | str, cwd: str, log, stopped: Callable[[], bool], shell
         shell=shell,
         stdout=log,
         stderr=subprocess.STDOUT,
+        # the shell DVC runs a stage's cmd with; bash execs a simple command, so the stage
+        # itself (not only its shell) dies with the worker
+        executable=(os.environ.get("SHELL") or "/bin/sh") if shell else None,
         start_new_session=True,  # a terminal's Ctrl-C reaches the engine, which stops stages itself
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
+    if pidfile is not None:
+        pidfile.write_text(f"{socket.gethostname()} {proc.pid}\n")
     while True:
         try:
             return proc.wait(timeout=POLL_S)
@@ -109,11 +128,13 @@ def run_stage(spec: StageSpec, *upstream: object, stop_event: str | None = None)
     start = time.monotonic()
     log = log_path(spec)
     log.parent.mkdir(parents=True, exist_ok=True)
+    pidfile = log.with_suffix(".pid")
+    _kill_leftover(pidfile, spec.wdir)
     remove_outs(spec)
     try:
         with log.open("w") as out:
             for cmd in spec.cmds:
-                code = _run(cmd, spec.wdir, out, stopped, shell=True)
+                code = _run(cmd, spec.wdir, out, stopped, shell=True, pidfile=pidfile)
                 if code != 0:
                     remove_outs(spec)
                     raise StageFailed(
