@@ -15,6 +15,7 @@ cluster whose workers see this checkout at the same path (a shared filesystem).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -93,6 +94,7 @@ def connect(workers: int, scheduler: str | None, device: str):
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",
+        silence_logs=logging.CRITICAL,  # stn-repro reports a failed task once; its worker logs it as an error
         # each worker may run one training at a time on the machine's GPU(s)
         resources={"GPU": 1} if device == "cuda" else None,
     )
