@@ -36,8 +36,8 @@ def _lock(project: Path) -> dict:
     return yaml.safe_load((project / "dvc.lock").read_text())["stages"]
 
 
-def _clean(project: Path) -> bool:
-    return dvc(project, "status").stdout.strip().startswith("Data and pipelines are up to date")
+def _clean(project: Path, *targets: str) -> bool:
+    return dvc(project, "status", *targets).stdout.strip().startswith("Data and pipelines are up to date")
 
 
 def _same_tree(a: Path, b: Path) -> list[str]:
@@ -192,10 +192,14 @@ def test_engine_on_a_separate_scheduler_and_workers(
     dask_cluster: str, plain_study: Path, tiny_mirror: Path, tmp_path: Path
 ) -> None:
     project = make_project(tmp_path / "p", tiny_params(variants=("cnn", "stn-conv")))
-    result = _engine(project, "--scheduler", dask_cluster, env=_env(tiny_mirror))
+    result = _engine(project, "--scheduler", dask_cluster, "evaluate-upright", env=_env(tiny_mirror))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "15 stages to run on 2 workers" in result.stdout
-    _assert_equals_plain(project, plain_study)
+    assert "6 stages to run on 2 workers" in result.stdout  # download, prepare, 2 trainings, 2 evaluations
+    for folder in ("models", "metrics/eval"):
+        assert _same_tree(project / folder, plain_study / folder) == [], folder
+    lock = _lock(project)
+    assert lock == {stage: entry for stage, entry in _lock(plain_study).items() if stage in lock}
+    assert len(lock) == 6 and _clean(project, "evaluate-upright")
 
 
 # -- DVC's lock under concurrent commits ---------------------------------------------------

@@ -147,32 +147,30 @@ def execute(specs: list[StageSpec], upstream: dict[str, list[str]], client, devi
                 )
             else:
                 failures.append(name)
-                error = future.exception()
-                if isinstance(error, StageFailed) and name in str(
-                    error
-                ):  # its own failure, not an upstream one
+                if _own_failure(future, name):  # not a failure passed down from an upstream stage
                     print(f"[{time.monotonic() - start:7.1f}s] {name} FAILED", flush=True)
     except KeyboardInterrupt:
         _stop(stop, futures, specs)
         raise
     if failures:
-        own = [names[f.key] for f in futures.values() if f.status == "error" and _own_failure(f, names)]
+        own = [name for name, f in futures.items() if f.status == "error" and _own_failure(f, name)]
         first = futures[own[0]].exception() if own else futures[failures[0]].exception()
         others = len(failures) - len(own)
         raise StageFailed(f"{first}; {others} stage(s) downstream not run; the {done} finished are recorded")
 
 
-def _own_failure(future, names: dict) -> bool:
+def _own_failure(future, name: str) -> bool:
     error = future.exception()
-    return isinstance(error, StageFailed) and names[future.key] in str(error)
+    return isinstance(error, StageFailed) and str(error).startswith((f"stage {name} ", f"stage {name}:"))
 
 
 def _stop(stop, futures: dict, specs: list[StageSpec]) -> None:
     """Ctrl-C: tell running stages to stop (they remove their outputs) and wait for them a while."""
     print("stopping: interrupting running stages...", file=sys.stderr, flush=True)
     stop.set()
+    running = _running_keys(stop.client)
     for future in futures.values():
-        if future.status == "pending" and not _is_running(future):
+        if future.status == "pending" and future.key not in running:
             future.cancel()
     deadline = time.monotonic() + STOP_WAIT_S
     while any(f.status == "pending" for f in futures.values()) and time.monotonic() < deadline:
@@ -191,12 +189,12 @@ def _safe_exception(future):
         return None
 
 
-def _is_running(future) -> bool:
+def _running_keys(client) -> set:
+    """Keys of the tasks the workers are running now (none known if the scheduler is gone)."""
     try:
-        processing = future.client.processing()
+        return {key for keys in client.processing().values() for key in keys}
     except Exception:
-        return True
-    return any(future.key in keys for keys in processing.values())
+        return set()
 
 
 def dvc_repro(root: Path, targets: list[str]) -> None:
