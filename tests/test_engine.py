@@ -195,7 +195,7 @@ def test_engine_on_a_separate_scheduler_and_workers(
     result = _engine(project, "--scheduler", dask_cluster, "evaluate-upright", env=_env(tiny_mirror))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 stages to run on 2 workers" in result.stdout  # download, prepare, 2 trainings, 2 evaluations
-    for folder in ("models", "metrics/eval"):
+    for folder in ("models/mnist", "metrics/eval/mnist"):
         assert _same_tree(project / folder, plain_study / folder) == [], folder
     lock = _lock(project)
     assert lock == {stage: entry for stage, entry in _lock(plain_study).items() if stage in lock}

@@ -3,6 +3,9 @@
 DVC stays the only writer of dvc.lock: `dvc --wait-for-lock commit --force STAGE` hashes the
 stage's deps and outs and writes its entry under DVC's repository lock, so concurrent tasks
 queue for the lock only for the commit, not for the whole run (as `dvc repro` would).
+`--force` is needed: without it `dvc commit` refuses a stage whose deps or outs changed since
+dvc.lock ("unable to commit changed stage", or a prompt on a terminal), which a rerun always is.
+The entry it writes equals the one `dvc repro` writes (tests/test_engine.py compares them).
 """
 
 from __future__ import annotations
