@@ -4,8 +4,8 @@
 
 The reference trains the runs one after another with the tutorial's loop and stock layers
 (2 threads, DataLoader with 4 workers). The project trains the same runs two at a time,
-one thread each, each worker taking the next run when it is free, longest first, as
-`scripts/repro_side_by_side.py` runs the pipeline; and, for comparison, one at a time with
+one thread each, each worker taking the next run when it is free, longest first (`stn-repro
+--workers 2` runs the pipeline's stages side by side too); and, for comparison, one at a time with
 2 threads. Every timing includes model set-up; the project's side-by-side total also
 includes starting the worker processes and loading the data in each.
 """

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import N_TEST, N_TRAIN, ROOT, dvc, make_project, mirror_spellings, tiny_params
-from dvc.repo import Repo
+from conftest import N_TEST, N_TRAIN, dvc, make_project, mirror_spellings, tiny_params
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -273,103 +269,6 @@ def test_divergence_fails_the_stage_without_metrics(tiny_mirror: Path, tmp_path:
     assert "error: mnist/stn-conv-s0: training diverged: loss is" in out and "at epoch 1" in out
     assert "Traceback" not in out
     assert not (project / "metrics" / "eval").exists() and not (project / "models").exists()
-
-
-def test_side_by_side_repro_equals_plain_repro(tiny_mirror: Path, tmp_path: Path) -> None:
-    """scripts/repro_side_by_side.py leaves the pipeline up to date with the same metrics, and
-    reruns only the evaluations when only they are out of date."""
-    params = tiny_params(variants=("cnn", "stn-conv"), seeds=(0,))
-    env = _env(tiny_mirror)
-    plain = make_project(tmp_path / "plain", params)
-    dvc(plain, "repro", env=env)
-    side = make_project(tmp_path / "side", params)
-    shutil.copytree(ROOT / "scripts", side / "scripts")
-
-    def side_by_side() -> str:
-        result = subprocess.run(
-            [sys.executable, "scripts/repro_side_by_side.py", "--workers", "2"],
-            cwd=side,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert dvc(side, "status").stdout.strip().startswith("Data and pipelines are up to date")
-        return result.stdout
-
-    assert "3 runs to train or evaluate on 2 workers" in side_by_side()
-    for run in ("mnist/cnn-s0", "mnist/stn-conv-s0", "rot/stn-conv-s0"):
-        name = f"metrics/eval/{run}.json"
-        assert (side / name).read_text() == (plain / name).read_text()
-
-    trained = {stage: entry for stage, entry in _lock(side).items() if stage.startswith("train-")}
-    params["evaluate"]["stn_images"] = 4  # only the evaluations are out of date now
-    (side / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    models = {path: path.stat().st_mtime_ns for path in (side / "models").rglob("*.pt")}
-    out = side_by_side()
-    assert "3 runs to train or evaluate on 2 workers" in out
-    assert "collected evaluate-upright@mnist-cnn-0" in out and "collected train-" not in out
-    assert {stage: e for stage, e in _lock(side).items() if stage.startswith("train-")} == trained
-    assert {path: path.stat().st_mtime_ns for path in models} == models  # not retrained
-
-
-def _runner():
-    spec = importlib.util.spec_from_file_location("runner", ROOT / "scripts" / "repro_side_by_side.py")
-    runner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runner)
-    return runner
-
-
-def test_side_by_side_writes_dvc_lock_while_holding_dvcs_lock(tmp_path: Path) -> None:
-    """A `dvc repro` in the checkout holds DVC's repository lock; the runner waits for it
-    instead of interleaving its own dvc.lock update with DVC's."""
-    root = make_project(tmp_path / "root", tiny_params())
-    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {}}))
-    tree = tmp_path / "tree"
-    entry = {"cmd": "python stages/train.py mnist cnn 0", "outs": [{"path": "models/mnist/cnn-s0.pt"}]}
-    (tree / "models" / "mnist").mkdir(parents=True)
-    (tree / "models" / "mnist" / "cnn-s0.pt").write_bytes(b"weights")
-    stage = "train-upright@mnist-cnn-0"
-    (tree / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {stage: entry}}))
-    runner = _runner()
-    with Repo(str(root)).lock:  # as a running `dvc repro` holds it
-        saver = threading.Thread(target=runner.save_finished, args=(root, tree, [stage]))
-        saver.start()
-        time.sleep(2)
-        assert saver.is_alive() and _lock(root) == {}
-    saver.join(timeout=30)
-    assert not saver.is_alive() and _lock(root) == {stage: entry}
-    assert (root / "models" / "mnist" / "cnn-s0.pt").read_bytes() == b"weights"
-
-
-def _lock(project: Path) -> dict:
-    return yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-
-
-def test_side_by_side_schedule_runs_whole_variants_in_study_order(tmp_path: Path) -> None:
-    """Studies in params order, a study's variants in its order, plain CNNs last in each study
-    (an augmenting CNN is as long as an STN: it keeps its place), extra seeds after the rest."""
-    runner = _runner()
-    params = tiny_params(variants=("cnn", "stn-conv"), distorted_variants=("cnn-aug", "stn-ic", "stn-conv"))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    pending = [
-        ["train-distorted-extra@rot-stn-conv-3"],
-        ["train-distorted@rot-stn-conv-0", "evaluate-distorted@rot-stn-conv-0"],
-        ["train-distorted@rot-cnn-aug-0"],
-        ["train-upright@mnist-cnn-0"],
-        ["train-distorted@rot-stn-ic-1"],
-        ["evaluate-distorted@rot-stn-ic-0"],
-        ["train-upright@mnist-stn-conv-0"],
-    ]
-    assert runner.schedule(pending, tmp_path) == [
-        ["train-upright@mnist-stn-conv-0"],
-        ["train-upright@mnist-cnn-0"],
-        ["train-distorted@rot-cnn-aug-0"],
-        ["train-distorted@rot-stn-ic-1"],
-        ["evaluate-distorted@rot-stn-ic-0"],
-        ["train-distorted@rot-stn-conv-0", "evaluate-distorted@rot-stn-conv-0"],
-        ["train-distorted-extra@rot-stn-conv-3"],  # extra seeds after the study's own
-    ]
 
 
 def test_the_mirrors_spelling_stales_nothing(tiny_mirror: Path, http_mirror: str, tmp_path: Path) -> None:
