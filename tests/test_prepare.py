@@ -188,7 +188,7 @@ def test_every_variant_fits_every_dataset(prepared: dict[str, Path], variant: st
     for name, folder in prepared.items():
         meta = read_meta(folder)
         torch.manual_seed(0)
-        model = build_model(spec, meta.shape).eval()
+        model = build_model(spec, InputShape.of(meta)).eval()
         images = load_arrays(folder, "test")[0][:4]
         with torch.inference_mode():
             x = meta.normalization(images)
