@@ -262,19 +262,25 @@ def long_training(tiny_mirror: Path, tmp_path_factory: pytest.TempPathFactory) -
     return project
 
 
-@pytest.mark.slow
-def test_a_killed_worker_resumes_training_from_its_checkpoint(
-    long_training: Path, tiny_mirror: Path, tmp_path: Path
-) -> None:
+def _start_long_training(mirror: Path, tmp_path: Path) -> tuple[Path, subprocess.Popen]:
+    """A new tiny project and `stn-repro --workers 2` training it in the background (output piped)."""
     project = make_project(tmp_path / "p", tiny_params(epochs=LONG_EPOCHS, variants=("stn-conv",)))
     engine = subprocess.Popen(
         [sys.executable, "-m", "stn.engine", "--workers", "2", TRAIN],
         cwd=project,
-        env=_env(tiny_mirror),
+        env=_env(mirror),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    return project, engine
+
+
+@pytest.mark.slow
+def test_a_killed_worker_resumes_training_from_its_checkpoint(
+    long_training: Path, tiny_mirror: Path, tmp_path: Path
+) -> None:
+    project, engine = _start_long_training(tiny_mirror, tmp_path)
     try:
         train = _poll(lambda: _train_process(project), "the training to start")
         worker = _parent(train)
@@ -297,15 +303,7 @@ def test_a_killed_worker_resumes_training_from_its_checkpoint(
 def test_ctrl_c_leaves_no_half_written_stage_and_the_next_run_resumes(
     long_training: Path, tiny_mirror: Path, tmp_path: Path
 ) -> None:
-    project = make_project(tmp_path / "p", tiny_params(epochs=LONG_EPOCHS, variants=("stn-conv",)))
-    engine = subprocess.Popen(
-        [sys.executable, "-m", "stn.engine", "--workers", "2", TRAIN],
-        cwd=project,
-        env=_env(tiny_mirror),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    project, engine = _start_long_training(tiny_mirror, tmp_path)
     try:
         _poll(lambda: _checkpoint(project), "the first checkpoint")
         engine.send_signal(signal.SIGINT)
