@@ -49,13 +49,15 @@ def _same_tree(a: Path, b: Path) -> list[str]:
     return sorted(str(p) for p in (left ^ right) | set(differ))
 
 
-def _poll(check: Callable[[], object], what: str, deadline_s: float = DEADLINE_S) -> object:
+def _poll(
+    check: Callable[[], object], what: str, deadline_s: float = DEADLINE_S, every_s: float = 0.05
+) -> object:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(every_s)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -84,6 +86,25 @@ def _argv0(pid: int) -> str:
 
 def _checkpoint(project: Path) -> Path | None:
     return next((project / "checkpoints").rglob("*.pt"), None) if (project / "checkpoints").is_dir() else None
+
+
+def _pending_signals(pid: int) -> int:
+    """The signals pending for pid (process- and thread-directed), as a bit mask."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+
+
+def _freeze_after_first_checkpoint(project: Path) -> int:
+    """Stop (SIGSTOP) the project's training as soon as its first checkpoint exists; returns its pid.
+
+    Tiny epochs take milliseconds on a fast machine: frozen, the training cannot finish (and
+    discard its checkpoint) before the test has interrupted it, however fast the machine is.
+    """
+    train = _poll(lambda: _train_process(project), "the training to start")
+    _poll(lambda: _checkpoint(project), "the first checkpoint", every_s=0.002)
+    os.kill(train, signal.SIGSTOP)
+    assert _checkpoint(project) is not None, "the training finished before it could be stopped"
+    return train
 
 
 # -- without DVC ---------------------------------------------------------------------------
@@ -282,12 +303,11 @@ def test_a_killed_worker_resumes_training_from_its_checkpoint(
 ) -> None:
     project, engine = _start_long_training(tiny_mirror, tmp_path)
     try:
-        train = _poll(lambda: _train_process(project), "the training to start")
+        train = _freeze_after_first_checkpoint(project)
         worker = _parent(train)
         while Path(_argv0(worker)).name in ("sh", "bash", "dash"):  # the stage's shell, if it did not exec
             worker = _parent(worker)
-        _poll(lambda: _checkpoint(project), "the first checkpoint")
-        os.kill(worker, signal.SIGKILL)  # the training dies with it; Dask reruns the task elsewhere
+        os.kill(worker, signal.SIGKILL)  # the (frozen) training dies with it; Dask reruns the task
         out, _ = engine.communicate(timeout=DEADLINE_S)
     finally:
         engine.kill()
@@ -305,8 +325,11 @@ def test_ctrl_c_leaves_no_half_written_stage_and_the_next_run_resumes(
 ) -> None:
     project, engine = _start_long_training(tiny_mirror, tmp_path)
     try:
-        _poll(lambda: _checkpoint(project), "the first checkpoint")
+        train = _freeze_after_first_checkpoint(project)
         engine.send_signal(signal.SIGINT)
+        # the engine passes Ctrl-C on to the stage; let the training go on once it has arrived
+        _poll(lambda: _pending_signals(train) & (1 << (signal.SIGINT - 1)), "the stage's SIGINT")
+        os.kill(train, signal.SIGCONT)
         out, _ = engine.communicate(timeout=DEADLINE_S)
     finally:
         engine.kill()
