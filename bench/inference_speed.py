@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -37,13 +38,13 @@ def pass_seconds(model: STNClassifier, images: np.ndarray, normalization: Normal
     return time.perf_counter() - start
 
 
-def study_runs(params: StudyParams) -> dict[str, tuple[list[str], list[int]]]:
-    """dataset -> (variants, seeds) of the study that runs it, in params.yaml's order."""
-    runs: dict[str, tuple[list[str], list[int]]] = {}
-    for study in (params.studies.upright, params.studies.distorted):
-        seeds = sorted({*study.seeds, *study.extra_seeds.seeds})
+def study_runs(params: StudyParams) -> dict[str, tuple[list[str], Callable[[str], list[RunPaths]]]]:
+    """dataset -> (variants, the runs of a variant) of the study that runs it, in params.yaml's order."""
+    runs: dict[str, tuple[list[str], Callable[[str], list[RunPaths]]]] = {}
+    for name, study in (("upright", params.studies.upright), ("distorted", params.studies.distorted)):
         for dataset in study.datasets:
-            runs.setdefault(dataset, (list(study.variants), seeds))
+            of = lambda variant, study=study, name=name, dataset=dataset: study.runs(name, dataset, variant)  # noqa: E731
+            runs.setdefault(dataset, (list(study.variants), of))
     return runs
 
 
@@ -66,11 +67,11 @@ def main() -> None:
         if not (dataset_dir(dataset) / META).is_file():
             print(f"{dataset}: {dataset_dir(dataset)} is not prepared (dvc repro prepare@{dataset}); skipped")
             continue
-        variants, seeds = runs[dataset]
+        variants, runs_of = runs[dataset]
         for variant in args.variants or variants:
-            paths = [p for p in (RunPaths(dataset, variant, s) for s in seeds) if p.model.is_file()]
+            paths = [p for p in runs_of(variant) if p.model.is_file()]
             if not paths:
-                print(f"{dataset:8s} {variant:24s} no model in models/{dataset}; skipped", flush=True)
+                print(f"{dataset:8s} {variant:24s} no model in models/; skipped", flush=True)
                 continue
             models[dataset, variant] = (paths[0].seed, load_model(paths[0].model))
             if dataset not in tests:

@@ -26,7 +26,7 @@ FIGURES = Path("plots/benchmark")
 def main() -> None:
     params = load_params()
     study, upright = params.studies.distorted, params.studies.upright
-    runs, histories = load_study(study)
+    runs, histories = load_study("distorted", study)
     summary = summarize(runs)
     comparisons = compare_all(runs, params.compare.baseline)
     for dataset, rows in summary.groupby("dataset", sort=False):
@@ -34,10 +34,10 @@ def main() -> None:
     kinds = {d: params.dataset(d).distortion.kind for d in study.datasets}
     for d in study.datasets:
         save_figure(error_figure(runs, summary, d, kinds[d]), FIGURES / f"error-{d}.png")
-    curve_sets = upright.rotation_curve + study.rotation_curve
-    variants = {d: upright.variants if d in upright.datasets else study.variants for d in curve_sets}
-    seeds = {d: upright.seeds if d in upright.datasets else study.seeds for d in curve_sets}
-    curves = load_rotation_curves(curve_sets, variants, seeds)
+    curves = load_rotation_curves(
+        [p for d in upright.rotation_curve for v in upright.variants for p in upright.runs("upright", d, v)]
+        + [p for d in study.rotation_curve for v in study.variants for p in study.runs("distorted", d, v)]
+    )
     if len(curves):
         save_figure(rotation_figure(curves), FIGURES / "rotation.png")
     provenance = json.loads(PROVENANCE.read_text())

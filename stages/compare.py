@@ -31,10 +31,9 @@ from stn.params.study import load_params
 FIGURES = Path("plots/compare")
 
 
-def _confidence(dataset: str, variant: str, seeds: list[int]):
-    """Confidence and correctness of every test prediction of a variant, seeds pooled."""
-    frames = [pd.read_csv(RunPaths(dataset, variant, s).predictions) for s in seeds]
-    pooled = pd.concat(frames, ignore_index=True)
+def _confidence(runs: list[RunPaths]):
+    """Confidence and correctness of every test prediction of these runs, pooled."""
+    pooled = pd.concat([pd.read_csv(p.predictions) for p in runs], ignore_index=True)
     return pooled["confidence"].to_numpy(), (pooled["actual"] == pooled["predicted"]).to_numpy()
 
 
@@ -42,13 +41,15 @@ def main() -> None:
     params = load_params()
     study = params.studies.upright
     (dataset,) = study.datasets
-    runs = load_runs(dataset, study.variants, study.seeds)
+    paths = {v: study.runs("upright", dataset, v) for v in study.variants}
+    every_run = [p for v in study.variants for p in paths[v]]
+    runs = load_runs(every_run)
     summary = summarize_variants(runs)
     comparisons = paired_comparisons(runs, params.compare.baseline)
     claims = claim_comparisons(runs)
     write_summary(Path("metrics/upright"), summary)
-    histories = load_histories([dataset], study.variants, study.seeds)
-    scores = per_class_scores(dataset, study.variants, study.seeds)
+    histories = load_histories(every_run)
+    scores = per_class_scores(every_run)
     write_with(
         Path("reports/per-class.csv"), lambda tmp: scores.to_csv(tmp, index=False, float_format="%.6g")
     )
@@ -59,7 +60,7 @@ def main() -> None:
         comparisons,
         claims,
         runs,
-        per_class_means(dataset, study.variants, study.seeds),
+        per_class_means(every_run),
         scores,
         histories,
         cost_frame(
@@ -71,7 +72,7 @@ def main() -> None:
     write_text("reports/results.md", report)
     references = {run.variant: (name, run.accuracy) for name, run in ORIGINAL_RUNS.items()}
     save_figure(accuracy_figure(runs, summary, references), FIGURES / "accuracy.png")
-    bins = {v: reliability_bins(*_confidence(dataset, v, study.seeds)) for v in study.variants}
+    bins = {v: reliability_bins(*_confidence(paths[v])) for v in study.variants}
     save_figure(
         reliability_figure(bins, "Upright MNIST: reliability, all seeds pooled"), FIGURES / "reliability.png"
     )

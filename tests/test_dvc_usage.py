@@ -30,18 +30,18 @@ HEADLINE = {
     "metrics/distorted/rts-stn-conv.json",
 }
 PER_RUN = {
-    "metrics/eval/mnist/cnn-s0.json",
-    "metrics/eval/mnist/stn-conv-s0.json",
-    "metrics/eval/rts/cnn-aug-s0.json",
-    "metrics/eval/rts/stn-conv-s0.json",
+    "metrics/eval/upright/mnist/cnn/s0.json",
+    "metrics/eval/upright/mnist/stn-conv/s0.json",
+    "metrics/eval/distorted/rts/cnn-aug/s0.json",
+    "metrics/eval/distorted/rts/stn-conv/s0.json",
 }
 STN_CONV_HEADLINE = {"metrics/upright/stn-conv.json", "metrics/distorted/rts-stn-conv.json"}
 STN_CONV_STAGES = {
-    "train-upright@mnist-stn-conv-0",
-    "train-distorted@rts-stn-conv-0",
-    "evaluate-upright@mnist-stn-conv-0",
-    "evaluate-distorted@rts-stn-conv-0",
-    "rotation-upright@mnist-stn-conv-0",
+    "train-upright@mnist-stn-conv",
+    "train-distorted@rts-stn-conv",
+    "evaluate-upright@mnist-stn-conv",
+    "evaluate-distorted@rts-stn-conv",
+    "rotation-upright@mnist-stn-conv",
     "compare",
     "benchmark",
 }
@@ -199,7 +199,10 @@ def test_metrics_diff_after_editing_one_variant(study: Path, tiny_mirror: Path, 
     assert set(as_json) == STN_CONV_HEADLINE
     assert {"acc", "nll"} <= set(as_json["metrics/upright/stn-conv.json"])
     per_run = json.loads(dvc(project, "metrics", "diff", "--targets", "metrics/eval", "-R", "--json").stdout)
-    assert set(per_run) == {"metrics/eval/mnist/stn-conv-s0.json", "metrics/eval/rts/stn-conv-s0.json"}
+    assert set(per_run) == {
+        "metrics/eval/upright/mnist/stn-conv/s0.json",
+        "metrics/eval/distorted/rts/stn-conv/s0.json",
+    }
 
 
 def test_exp_run_set_param_reruns_only_that_variant(study: Path, tiny_mirror: Path, tmp_path: Path) -> None:
@@ -296,7 +299,9 @@ def test_shared_remote_push_clone_pull(study: Path, tmp_path: Path) -> None:
 
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
-    assert (clone / "models" / "mnist" / "stn-conv-s0.pt").is_file()  # cache: false outputs: in git
+    assert (
+        clone / "models" / "upright" / "mnist" / "stn-conv" / "s0.pt"
+    ).is_file()  # cache: false outputs: in git
     assert (clone / "metrics" / "upright" / "stn-conv.json").is_file()
     assert not (clone / "data").exists()  # cached outputs: not in git
     assert "Data and pipelines are up to date" not in dvc(clone, "status").stdout

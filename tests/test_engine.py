@@ -111,9 +111,9 @@ def _freeze_after_first_checkpoint(project: Path) -> int:
 
 
 def test_training_stages_ask_for_a_gpu_only_when_they_train_on_one() -> None:
-    train = StageSpec("train-upright@mnist-cnn-0", "/r", "/r", ("python stages/train.py mnist cnn 0",))
+    train = StageSpec("train-upright@mnist-cnn", "/r", "/r", ("python stages/train.py upright mnist cnn",))
     evaluate = StageSpec(
-        "evaluate-upright@mnist-cnn-0", "/r", "/r", ("python stages/evaluate.py mnist cnn 0",)
+        "evaluate-upright@mnist-cnn", "/r", "/r", ("python stages/evaluate.py upright mnist cnn",)
     )
     assert gpu_resources(train, "cuda", workers_have_gpu=True) == {"GPU": 1}
     assert gpu_resources(train, "auto", workers_have_gpu=True) == {"GPU": 1}
@@ -216,7 +216,7 @@ def test_engine_on_a_separate_scheduler_and_workers(
     result = _engine(project, "--scheduler", dask_cluster, "evaluate-upright", env=_env(tiny_mirror))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 stages to run on 2 workers" in result.stdout  # download, prepare, 2 trainings, 2 evaluations
-    for folder in ("models/mnist", "metrics/eval/mnist"):
+    for folder in ("models/upright", "metrics/eval/upright"):
         assert _same_tree(project / folder, plain_study / folder) == [], folder
     lock = _lock(project)
     assert lock == {stage: entry for stage, entry in _lock(plain_study).items() if stage in lock}
@@ -269,9 +269,9 @@ def test_eight_concurrent_stages_leave_a_complete_lock_ten_times(tmp_path: Path)
 # -- faults --------------------------------------------------------------------------------
 
 LONG_EPOCHS = 100  # long enough to stop a tiny training between two epochs
-TRAIN = "train-upright@mnist-stn-conv-0"
-MODEL, CURVE = Path("models/mnist/stn-conv-s0.pt"), Path("plots/train/mnist/stn-conv-s0.csv")
-LOG = Path(".dvc/tmp/stn-repro/train-upright_mnist-stn-conv-0.log")
+TRAIN = "train-upright@mnist-stn-conv"
+MODEL, CURVE = Path("models/upright/mnist/stn-conv/s0.pt"), Path("plots/train/upright/mnist/stn-conv/s0.csv")
+LOG = Path(".dvc/tmp/stn-repro/train-upright_mnist-stn-conv.log")
 
 
 @pytest.fixture(scope="module")
@@ -358,11 +358,13 @@ def test_a_failing_stage_stops_its_dependants_only(tiny_mirror: Path, tmp_path: 
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "stage train-distorted@rot-stn-conv-0 failed" in errors[0], out
+    assert len(errors) == 1 and "stage train-distorted@rot-stn-conv failed" in errors[0], out
     assert "rot/stn-conv-s0: training diverged" in errors[0]
     assert "Traceback" not in out and "Running stage" not in out  # no final dvc repro
     lock = _lock(project)
-    assert {"train-upright@mnist-stn-conv-0", "evaluate-upright@mnist-stn-conv-0", "compare"} <= set(lock)
-    failed = {"train-distorted@rot-stn-conv-0", "evaluate-distorted@rot-stn-conv-0", "benchmark"}
+    assert {"train-upright@mnist-stn-conv", "evaluate-upright@mnist-stn-conv", "compare"} <= set(lock)
+    failed = {"train-distorted@rot-stn-conv", "evaluate-distorted@rot-stn-conv", "benchmark"}
     assert not failed & set(lock)
-    assert not (project / "models" / "rot").exists() and not (project / "metrics" / "distorted").exists()
+    assert (
+        not (project / "models" / "distorted").exists() and not (project / "metrics" / "distorted").exists()
+    )

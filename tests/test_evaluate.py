@@ -110,8 +110,12 @@ def test_t_interval_and_mcnemar() -> None:
     assert mcnemar_exact(a, a)[2] == 1.0
 
 
+def _paths(root: Path, dataset: str, variants: list[str], seeds: list[int]) -> list[RunPaths]:
+    return [RunPaths("study", dataset, v, s, root) for v in variants for s in seeds]
+
+
 def _fake_run(root: Path, variant: str, seed: int, correct: np.ndarray, dataset: str = "mnist") -> None:
-    paths = RunPaths(dataset, variant, seed, root)
+    (paths,) = _paths(root, dataset, [variant], [seed])
     actual = np.zeros(len(correct), dtype=int)
     predicted = np.where(correct, 0, 1)
     table = pd.DataFrame({"actual": actual, "predicted": predicted, "nll": np.where(correct, 0.1, 2.0)})
@@ -131,9 +135,9 @@ def test_paired_comparison_pairs_the_seeds_both_ran(tmp_path: Path) -> None:
             _fake_run(tmp_path, "three", seed, base & (rng.random(500) < 0.95))
     runs = pd.concat(
         [
-            load_runs("mnist", ["base"], [0, 1, 2, 3], tmp_path),
-            load_runs("mnist", ["five"], [0, 1, 2, 3, 4], tmp_path),  # more seeds than the baseline
-            load_runs("mnist", ["three"], [0, 1, 2], tmp_path),  # fewer
+            load_runs(_paths(tmp_path, "mnist", ["base"], [0, 1, 2, 3])),
+            load_runs(_paths(tmp_path, "mnist", ["five"], [0, 1, 2, 3, 4])),  # more seeds than the baseline
+            load_runs(_paths(tmp_path, "mnist", ["three"], [0, 1, 2])),  # fewer
         ]
     )
     table = paired_comparisons(runs, "base", tmp_path).set_index("variant")
@@ -144,7 +148,7 @@ def test_paired_comparison_pairs_the_seeds_both_ran(tmp_path: Path) -> None:
     assert table.loc["five", "diff_mean"] == pytest.approx((by_seed["five"] - by_seed["base"])[:4].mean())
     assert table.loc["five", "diff_mean"] > 0 > table.loc["three", "diff_mean"]
     _fake_run(tmp_path, "elsewhere", 7, np.ones(500, dtype=bool))
-    alone = pd.concat([runs, load_runs("mnist", ["elsewhere"], [7], tmp_path)])
+    alone = pd.concat([runs, load_runs(_paths(tmp_path, "mnist", ["elsewhere"], [7]))])
     with pytest.raises(StnError, match="mnist: elsewhere and base share no seed"):
         paired_comparisons(alone, "base", tmp_path)
 
@@ -156,7 +160,7 @@ def test_paired_comparison_over_seeds(tmp_path: Path) -> None:
         better = base | (rng.random(1000) < 0.5)  # fixes about half of the baseline's errors
         _fake_run(tmp_path, "base", seed, base)
         _fake_run(tmp_path, "better", seed, better)
-    runs = load_runs("mnist", ["base", "better"], [0, 1, 2], tmp_path)
+    runs = load_runs(_paths(tmp_path, "mnist", ["base", "better"], [0, 1, 2]))
     assert (runs["dataset"] == "mnist").all()
     summary = summarize_variants(runs)
     assert list(summary.index) == ["base", "better"] and (summary["n_seeds"] == 3).all()
@@ -170,21 +174,22 @@ def test_paired_comparison_over_seeds(tmp_path: Path) -> None:
 
 def test_summary_json_has_no_nan(tmp_path: Path) -> None:
     _fake_run(tmp_path, "solo", 0, np.array([True, False, True]))
-    summary = summary_json(summarize_variants(load_runs("mnist", ["solo"], [0], tmp_path)))
+    summary = summary_json(summarize_variants(load_runs(_paths(tmp_path, "mnist", ["solo"], [0]))))
     assert summary["solo"]["accuracy_std"] is None and summary["solo"]["n_seeds"] == 1
     json.dumps(summary, allow_nan=False)
 
 
 def test_missing_run_is_named(tmp_path: Path) -> None:
-    with pytest.raises(StnError, match="rot/stn-conv-s4.json: missing; run dvc repro to evaluate rot"):
-        load_runs("rot", ["stn-conv"], [4], tmp_path)
+    missing = "study/rot/stn-conv/s4.json: missing; run dvc repro to evaluate rot/stn-conv-s4"
+    with pytest.raises(StnError, match=missing):
+        load_runs(_paths(tmp_path, "rot", ["stn-conv"], [4]))
 
 
 def test_runs_of_other_datasets_are_kept_apart(tmp_path: Path) -> None:
     _fake_run(tmp_path, "cnn", 0, np.array([True, True, True, True]), dataset="mnist")
     _fake_run(tmp_path, "cnn", 0, np.array([True, False, False, False]), dataset="rot")
-    assert load_runs("mnist", ["cnn"], [0], tmp_path)["accuracy"].tolist() == [1.0]
-    assert load_runs("rot", ["cnn"], [0], tmp_path)["accuracy"].tolist() == [0.25]
+    assert load_runs(_paths(tmp_path, "mnist", ["cnn"], [0]))["accuracy"].tolist() == [1.0]
+    assert load_runs(_paths(tmp_path, "rot", ["cnn"], [0]))["accuracy"].tolist() == [0.25]
 
 
 def test_atomic_write_respects_umask(tmp_path: Path) -> None:

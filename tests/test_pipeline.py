@@ -36,8 +36,8 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     project = make_project(tmp_path / "p", params)
     env = _env(tiny_mirror)
     first = dvc(project, "repro", env=env)
-    runs = {"mnist-cnn-0", "mnist-stn-conv-0", "rts-cnn-aug-0", "rts-stn-conv-0", "rts-stn-idpen-0"}
-    extra = {"rts-stn-conv-1", "rts-stn-idpen-1"}  # the extra seed of two variants
+    runs = {"mnist-cnn", "mnist-stn-conv", "rts-cnn-aug", "rts-stn-conv", "rts-stn-idpen"}
+    extra = {"rts-stn-conv", "rts-stn-idpen"}  # the extra seed of two variants
     upright = {r for r in runs if r.startswith("mnist")}
     expected = {
         "download",
@@ -60,13 +60,13 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
         "val": 64,
         "test": N_TEST,
     }
-    for dataset, variant in [
-        ("mnist", "cnn"),
-        ("mnist", "stn-conv"),
-        ("rts", "cnn-aug"),
-        ("rts", "stn-conv"),
+    for run in [
+        "upright/mnist/cnn/s0",
+        "upright/mnist/stn-conv/s0",
+        "distorted/rts/cnn-aug/s0",
+        "distorted/rts/stn-conv/s0",
+        "distorted-extra/rts/stn-conv/s1",
     ]:
-        run = f"{dataset}/{variant}-s0"
         metrics = json.loads((project / "metrics" / "eval" / f"{run}.json").read_text())
         assert 0 <= metrics["accuracy"] <= 1 and metrics["n"] == N_TEST
         assert metrics["error_rate"] == pytest.approx(1 - metrics["accuracy"])
@@ -81,9 +81,9 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
         for image in ("stn.png", "cm.png"):
             assert (project / "plots" / "images" / run / image).read_bytes().startswith(PNG)
         assert (project / "models" / f"{run}.pt").stat().st_size > 50_000
-    curve = pd.read_csv(project / "plots" / "rotation" / "mnist" / "stn-conv-s0.csv")
+    curve = pd.read_csv(project / "plots" / "rotation" / "upright" / "mnist" / "stn-conv" / "s0.csv")
     assert list(curve["angle"]) == [0, 90, 180]
-    assert not (project / "plots" / "rotation" / "rts").exists()
+    assert not (project / "plots" / "rotation" / "distorted").exists()
     summary = json.loads((project / "metrics" / "upright" / "stn-conv.json").read_text())
     assert set(summary) == {"seeds", "acc", "sd", "ci_low", "ci_high", "nll", "ece", "macro_f1"}
     report = (project / "reports" / "results.md").read_text()
@@ -131,11 +131,11 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     assert _pending(project) == {  # and the benchmark report, which describes every dataset
         "benchmark",
         "prepare@rts",
-        "train-distorted@rts-cnn-aug-0",
-        "train-distorted@rts-stn-conv-0",
-        "train-distorted@rts-stn-idpen-0",
-        "train-distorted-extra@rts-stn-conv-1",
-        "train-distorted-extra@rts-stn-idpen-1",
+        "train-distorted@rts-cnn-aug",
+        "train-distorted@rts-stn-conv",
+        "train-distorted@rts-stn-idpen",
+        "train-distorted-extra@rts-stn-conv",
+        "train-distorted-extra@rts-stn-idpen",
     }
     subprocess.run(["git", "checkout", "params.yaml"], cwd=project, check=True)
     # Editing one variant reruns that variant's runs on every dataset, and the report.
@@ -143,21 +143,21 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     edited["variants"]["stn-conv"]["layer"] = "coordconv"
     (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
     assert _pending(project) == {
-        "train-upright@mnist-stn-conv-0",
-        "train-distorted@rts-stn-conv-0",
-        "train-distorted-extra@rts-stn-conv-1",
+        "train-upright@mnist-stn-conv",
+        "train-distorted@rts-stn-conv",
+        "train-distorted-extra@rts-stn-conv",
         "compare",
         "benchmark",
     }
     second = dvc(project, "repro", env=env)
     assert _ran(second.stdout) == {
-        "train-upright@mnist-stn-conv-0",
-        "train-distorted@rts-stn-conv-0",
-        "train-distorted-extra@rts-stn-conv-1",
-        "evaluate-upright@mnist-stn-conv-0",
-        "evaluate-distorted@rts-stn-conv-0",
-        "evaluate-distorted-extra@rts-stn-conv-1",
-        "rotation-upright@mnist-stn-conv-0",
+        "train-upright@mnist-stn-conv",
+        "train-distorted@rts-stn-conv",
+        "train-distorted-extra@rts-stn-conv",
+        "evaluate-upright@mnist-stn-conv",
+        "evaluate-distorted@rts-stn-conv",
+        "evaluate-distorted-extra@rts-stn-conv",
+        "rotation-upright@mnist-stn-conv",
         "compare",
         "benchmark",
     }
@@ -168,7 +168,7 @@ def test_repro_end_to_end_and_selective_rerun(tiny_mirror: Path, tmp_path: Path)
     edited = yaml.safe_load((project / "params.yaml").read_text())
     edited["studies"]["distorted"]["rotation_curve"] = ["rts"]
     (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
-    failed = dvc(project, "repro", "rotation-distorted@rts-stn-conv-0", env=env, check=False)
+    failed = dvc(project, "repro", "rotation-distorted@rts-stn-conv", env=env, check=False)
     assert failed.returncode != 0 and "Traceback" not in failed.stdout + failed.stderr
     assert "rotation_curve: dataset 'rts' holds 42x42 images" in failed.stdout + failed.stderr
 
@@ -215,19 +215,22 @@ def test_interrupted_stage_resumes_to_the_same_metrics(tiny_mirror: Path, tmp_pa
 
     project = make_project(tmp_path / "interrupted", params)
     dvc(project, "repro", "download", env=env)
-    checkpoint = project / "checkpoints" / "mnist" / "stn-conv-s0.pt"
+    checkpoint = project / "checkpoints" / "upright" / "mnist" / "stn-conv" / "s0.pt"
     process = _start_repro(project, env)
     _wait_for(checkpoint, process)
     os.killpg(process.pid, sig)  # as a terminal's Ctrl-C or a scheduler's kill would
     output = process.communicate(timeout=120)[0]
     assert process.returncode != 0, output
     assert checkpoint.is_file()
-    assert not (project / "metrics" / "eval" / "mnist" / "stn-conv-s0.json").exists()
+    assert not (project / "metrics" / "eval" / "upright").exists()
 
     resumed = dvc(project, "repro", env=env)
     assert "resuming after epoch" in resumed.stdout
     assert not checkpoint.exists()
-    for name in ("metrics/eval/mnist/stn-conv-s0.json", "plots/predictions/mnist/stn-conv-s0.csv"):
+    for name in (
+        "metrics/eval/upright/mnist/stn-conv/s0.json",
+        "plots/predictions/upright/mnist/stn-conv/s0.csv",
+    ):
         assert (project / name).read_text() == (reference / name).read_text()
 
 
@@ -236,7 +239,7 @@ def test_second_concurrent_repro_is_refused(tiny_mirror: Path, tmp_path: Path) -
     env = _env(tiny_mirror)
     dvc(project, "repro", "download", env=env)
     first = _start_repro(project, env)
-    _wait_for(project / "checkpoints" / "mnist" / "stn-conv-s0.pt", first)
+    _wait_for(project / "checkpoints" / "upright" / "mnist" / "stn-conv" / "s0.pt", first)
     second = dvc(project, "repro", env=env, check=False)
     assert second.returncode != 0
     message = second.stderr + second.stdout
@@ -245,7 +248,10 @@ def test_second_concurrent_repro_is_refused(tiny_mirror: Path, tmp_path: Path) -
     output = first.communicate(timeout=300)[0]
     assert first.returncode == 0, output
     assert (
-        json.loads((project / "metrics" / "eval" / "mnist" / "stn-conv-s0.json").read_text())["n"] == N_TEST
+        json.loads((project / "metrics" / "eval" / "upright" / "mnist" / "stn-conv" / "s0.json").read_text())[
+            "n"
+        ]
+        == N_TEST
     )
 
 
@@ -284,3 +290,18 @@ def test_the_mirrors_spelling_stales_nothing(tiny_mirror: Path, http_mirror: str
         status = dvc(project, "status").stdout.strip()
         assert status.startswith("Data and pipelines are up to date"), f"{spelling}: {status}"
     assert len(hashes) == 1, hashes
+
+
+def test_a_stage_trains_each_seed_as_if_alone(tiny_mirror: Path, tmp_path: Path) -> None:
+    """One train stage runs every seed of its (dataset, variant) in one process: seed 1 trained
+    after seed 0 is the same, byte for byte, as seed 1 trained by itself."""
+    env = _env(tiny_mirror)
+    both = make_project(tmp_path / "both", tiny_params(variants=("stn-conv",), seeds=(0, 1)))
+    alone = make_project(tmp_path / "alone", tiny_params(variants=("stn-conv",), seeds=(1,)))
+    for project in (both, alone):
+        dvc(project, "repro", "train-upright@mnist-stn-conv", env=env)
+    run = Path("upright/mnist/stn-conv")
+    assert sorted(p.name for p in (both / "models" / run).iterdir()) == ["s0.pt", "s1.pt"]
+    for path in (Path("models") / run / "s1.pt", Path("plots/train") / run / "s1.csv"):
+        assert (both / path).read_bytes() == (alone / path).read_bytes(), path
+    assert not list((both / "checkpoints").rglob("*.pt"))  # removed once every seed is saved

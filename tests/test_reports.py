@@ -42,7 +42,7 @@ def _study(root: Path, accuracy: dict[str, list[float]], n: int = 10000) -> pd.D
             correct = np.ones(n, dtype=bool)
             correct[rng.choice(n, round(n * (1 - acc)), replace=False)] = False
             _fake_run(root, variant, seed, correct)
-    return load_runs("mnist", list(accuracy), SEEDS, root)
+    return load_runs([RunPaths("study", "mnist", v, seed, root) for v in accuracy for seed in SEEDS])
 
 
 def test_original_runs_sit_beside_the_variants_that_reproduce_them(tmp_path: Path) -> None:
@@ -113,11 +113,11 @@ def test_returns_table_by_hand() -> None:
 def test_per_class_scores_of_every_run(tmp_path: Path) -> None:
     # Seed 0: every image of class 0 right; seed 1: class 0 predicted as 1 half of the time.
     for seed, predicted in [(0, [0, 0, 1, 1]), (1, [0, 1, 1, 1])]:
-        paths = RunPaths("mnist", "v", seed, tmp_path)
+        paths = RunPaths("upright", "mnist", "v", seed, tmp_path)
         table = pd.DataFrame({"actual": [0, 0, 1, 1], "predicted": predicted, "nll": 0.1})
         paths.predictions.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(paths.predictions, index=False)
-    scores = per_class_scores("mnist", ["v"], [0, 1], tmp_path)
+    scores = per_class_scores([RunPaths("upright", "mnist", "v", seed, tmp_path) for seed in (0, 1)])
     assert len(scores) == 2 * 10 and list(scores.columns[:3]) == ["variant", "seed", "class"]
     one = scores[(scores["seed"] == 1)].set_index("class")
     assert one.loc[0, "recall"] == 0.5 and one.loc[1, "precision"] == pytest.approx(2 / 3)
@@ -235,11 +235,13 @@ Data: MNIST from somewhere — a note.
 
 def test_load_histories_stacks_every_run_and_names_a_missing_one(tmp_path: Path) -> None:
     for seed in (0, 1):
-        path = RunPaths("rot", "stn-conv", seed, tmp_path).history
+        path = RunPaths("distorted", "rot", "stn-conv", seed, tmp_path).history
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("epoch,loss,accuracy\n1,0.5,0.8\n2,0.4,0.9\n")
-    histories = load_histories(["rot"], ["stn-conv"], [0, 1], tmp_path)
+    runs = [RunPaths("distorted", "rot", "stn-conv", seed, tmp_path) for seed in (0, 1, 2)]
+    histories = load_histories(runs[:2])
     assert len(histories) == 4 and list(histories["seed"]) == [0, 0, 1, 1]
     assert set(histories["dataset"]) == {"rot"} and set(histories["variant"]) == {"stn-conv"}
-    with pytest.raises(StnError, match=r"plots/train/rot/stn-conv-s2.csv: missing; run dvc repro to train"):
-        load_histories(["rot"], ["stn-conv"], [0, 1, 2], tmp_path)
+    missing = r"plots/train/distorted/rot/stn-conv/s2.csv: missing; run dvc repro to train rot/stn-conv-s2"
+    with pytest.raises(StnError, match=missing):
+        load_histories(runs)

@@ -87,7 +87,7 @@ def _stale(project: Path) -> set[str]:
 
 
 def _instances(project: Path) -> dict[str, str]:
-    """Every stage instance (e.g. train-upright@mnist-cnn-0) -> its script."""
+    """Every stage instance (e.g. train-upright@mnist-cnn) -> its script."""
     from dvc.repo import Repo
 
     scripts = stage_scripts(yaml.safe_load((project / "dvc.yaml").read_text()))

@@ -38,13 +38,11 @@ PAPER_TABLE1 = {
 PAPER_ITERATIONS, PAPER_BATCH = 150_000, 256  # its training budget
 
 
-def load_study(study: StudySpec, root: Path = Path(".")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The study's runs (one row per run: test accuracy, loss, ...) and their training
-    histories (one row per epoch), every variant with its own seeds (extra seeds included)."""
-    pairs = [(d, v) for d in study.datasets for v in study.variants]
-    runs = [load_runs(d, [v], study.seeds_for(v), root) for d, v in pairs]
-    histories = [load_histories([d], [v], study.seeds_for(v), root) for d, v in pairs]
-    return pd.concat(runs, ignore_index=True), pd.concat(histories, ignore_index=True)
+def load_study(name: str, study: StudySpec, root: Path = Path(".")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs of the study called `name` (one row per run: test accuracy, loss, ...) and their
+    training histories (one row per epoch), every variant with its own seeds (extra seeds included)."""
+    runs = [paths for d in study.datasets for v in study.variants for paths in study.runs(name, d, v, root)]
+    return load_runs(runs), load_histories(runs)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -207,14 +205,13 @@ def error_figure(runs: pd.DataFrame, summary: pd.DataFrame, dataset: str, kind: 
     return fig
 
 
-def load_rotation_curves(datasets: list[str], variants: dict[str, list[str]], seeds: dict[str, list[int]]):
-    frames = []
-    for d in datasets:
-        for v in variants[d]:
-            for s in seeds[d]:
-                path = RunPaths(d, v, s).rotation
-                if path.is_file():
-                    frames.append(pd.read_csv(path).assign(dataset=d, variant=v, seed=s))
+def load_rotation_curves(runs: list[RunPaths]) -> pd.DataFrame:
+    """The rotation curves of those runs that have one (one row per (run, angle)); empty if none."""
+    frames = [
+        pd.read_csv(p.rotation).assign(dataset=p.dataset, variant=p.variant, seed=p.seed)
+        for p in runs
+        if p.rotation.is_file()
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

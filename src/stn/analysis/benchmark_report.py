@@ -111,7 +111,9 @@ def benchmark_report(params, runs, summary, comparisons, histories, curves, kind
     figures = "\n".join(f"![test error on {d}](../plots/benchmark/error-{d}.png)" for d in datasets)
     grids = "\n".join(
         f"| {d} | "
-        + " | ".join(f"![{d} {v}](../plots/images/{d}/{v}-s{study.seeds[0]}/stn.png)" for v in shown)
+        + " | ".join(
+            f"![{d} {v}](../plots/images/distorted/{d}/{v}/s{study.seeds[0]}/stn.png)" for v in shown
+        )
         + " |"
         for d in datasets
     )
@@ -234,7 +236,7 @@ beside the idea that did best on validation.
 | --- |{" --- |" * len(shown)}
 {grids}
 
-Every other STN variant's pictures are in `plots/images/DATASET/VARIANT-sSEED/stn.png`.
+Every other STN variant's pictures are in `plots/images/distorted/DATASET/VARIANT/sSEED/stn.png`.
 
 ## Cost
 

@@ -56,44 +56,46 @@ ORIGINAL_CLAIMS = {
 }
 
 
-def load_runs(dataset: str, variants: list[str], seeds: list[int], root: Path = Path(".")) -> pd.DataFrame:
-    """One row per run of `dataset`: variant, seed, test accuracy and NLL."""
+def load_runs(runs: list[RunPaths]) -> pd.DataFrame:
+    """One row per run: dataset, variant, seed, stage group, test accuracy and NLL, ECE, macro-F1.
+
+    Raises StnError naming the first run that has not been evaluated.
+    """
     rows = []
-    for variant in variants:
-        for seed in seeds:
-            path = RunPaths(dataset, variant, seed, root).metrics
-            if not path.is_file():
-                raise StnError(f"{path}: missing; run dvc repro to evaluate {dataset} {variant} seed {seed}")
-            m = json.loads(path.read_text())
-            predictions = pd.read_csv(RunPaths(dataset, variant, seed, root).predictions)
-            actual, predicted = predictions["actual"].to_numpy(), predictions["predicted"].to_numpy()
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "variant": variant,
-                    "seed": seed,
-                    "accuracy": m["accuracy"],
-                    "loss": m["loss"],
-                    "parameters": m.get("parameters"),
-                    "ece": ece_from_predictions(predictions) if "confidence" in predictions else float("nan"),
-                    "macro_f1": macro_f1(actual, predicted),
-                }
-            )
+    for paths in runs:
+        if not paths.metrics.is_file():
+            raise StnError(f"{paths.metrics}: missing; run dvc repro to evaluate {paths.name}")
+        m = json.loads(paths.metrics.read_text())
+        predictions = pd.read_csv(paths.predictions)
+        actual, predicted = predictions["actual"].to_numpy(), predictions["predicted"].to_numpy()
+        rows.append(
+            {
+                "dataset": paths.dataset,
+                "variant": paths.variant,
+                "seed": paths.seed,
+                "group": paths.group,
+                "accuracy": m["accuracy"],
+                "loss": m["loss"],
+                "parameters": m.get("parameters"),
+                "ece": ece_from_predictions(predictions) if "confidence" in predictions else float("nan"),
+                "macro_f1": macro_f1(actual, predicted),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def load_histories(
-    datasets: list[str], variants: list[str], seeds: list[int], root: Path = Path(".")
-) -> pd.DataFrame:
-    """Every run's per-epoch training history, one row per (dataset, variant, seed, epoch)."""
+def load_histories(runs: list[RunPaths]) -> pd.DataFrame:
+    """Every run's per-epoch training history, one row per (dataset, variant, seed, epoch).
+
+    Raises StnError naming the first run that has not been trained.
+    """
     frames = []
-    for dataset in datasets:
-        for variant in variants:
-            for seed in seeds:
-                path = RunPaths(dataset, variant, seed, root).history
-                if not path.is_file():
-                    raise StnError(f"{path}: missing; run dvc repro to train {dataset} {variant} seed {seed}")
-                frames.append(pd.read_csv(path).assign(dataset=dataset, variant=variant, seed=seed))
+    for paths in runs:
+        if not paths.history.is_file():
+            raise StnError(f"{paths.history}: missing; run dvc repro to train {paths.name}")
+        frames.append(
+            pd.read_csv(paths.history).assign(dataset=paths.dataset, variant=paths.variant, seed=paths.seed)
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -158,6 +160,11 @@ def paired_comparisons(runs: pd.DataFrame, baseline: str, root: Path = Path(".")
     """Each variant against `baseline` on the same dataset, paired by test image and by seed:
     on the seeds both ran (a variant may have more seeds than another)."""
     dataset = runs["dataset"].iloc[0]
+    # the stage group of each run: a variant's extra seeds live in another stage's folders
+    stage_group = {
+        (v, int(s)): g for v, s, g in zip(runs["variant"], runs["seed"], runs["group"], strict=True)
+    }
+    paths = lambda variant, seed: RunPaths(stage_group[variant, int(seed)], dataset, variant, seed, root)  # noqa: E731
     base = runs[runs["variant"] == baseline].set_index("seed")["accuracy"]
     base_correct: dict[int, np.ndarray] = {}
     rows = []
@@ -179,8 +186,8 @@ def paired_comparisons(runs: pd.DataFrame, baseline: str, root: Path = Path(".")
         pvalues, directions = [], []
         for seed in seeds:
             if seed not in base_correct:
-                base_correct[seed] = _correct(RunPaths(dataset, baseline, seed, root))
-            a, b, p = mcnemar_exact(_correct(RunPaths(dataset, variant, seed, root)), base_correct[seed])
+                base_correct[seed] = _correct(paths(baseline, seed))
+            a, b, p = mcnemar_exact(_correct(paths(variant, seed)), base_correct[seed])
             only_v, only_b = only_v + a, only_b + b
             pvalues.append(p)
             directions.append(int(np.sign(a - b)))  # +1: the variant is right more often
@@ -272,28 +279,23 @@ def comparisons_table(comparisons: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def per_class_means(dataset: str, variants: list[str], seeds: list[int], root: Path = Path(".")) -> dict:
-    """Per-class test accuracy of each variant, mean over seeds (keys: the digit as a string)."""
-    out = {}
-    for variant in variants:
-        per_seed = [
-            json.loads(RunPaths(dataset, variant, s, root).metrics.read_text())["per_class_accuracy"]
-            for s in seeds
-        ]
-        out[variant] = pd.DataFrame(per_seed).mean().rename(index=int)
-    return out
+def per_class_means(runs: list[RunPaths]) -> dict:
+    """Per-class test accuracy of each variant, mean over its runs (keys: the digit as a string)."""
+    per_run: dict[str, list[dict]] = {}
+    for paths in runs:
+        per_run.setdefault(paths.variant, []).append(
+            json.loads(paths.metrics.read_text())["per_class_accuracy"]
+        )
+    return {variant: pd.DataFrame(rows).mean().rename(index=int) for variant, rows in per_run.items()}
 
 
-def per_class_scores(
-    dataset: str, variants: list[str], seeds: list[int], root: Path = Path(".")
-) -> pd.DataFrame:
+def per_class_scores(runs: list[RunPaths]) -> pd.DataFrame:
     """Precision, recall, F1 and support per digit for every run: one row per (variant, seed, class)."""
     frames = []
-    for variant in variants:
-        for seed in seeds:
-            predictions = pd.read_csv(RunPaths(dataset, variant, seed, root).predictions)
-            scores = per_class_report(predictions["actual"].to_numpy(), predictions["predicted"].to_numpy())
-            frames.append(scores.reset_index().assign(variant=variant, seed=seed))
+    for paths in runs:
+        predictions = pd.read_csv(paths.predictions)
+        scores = per_class_report(predictions["actual"].to_numpy(), predictions["predicted"].to_numpy())
+        frames.append(scores.reset_index().assign(variant=paths.variant, seed=paths.seed))
     columns = ["variant", "seed", "class", "precision", "recall", "f1", "support"]
     return pd.concat(frames, ignore_index=True)[columns]
 

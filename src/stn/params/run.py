@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -37,6 +38,18 @@ def _not_bool(value: object) -> object:
 
 # A finite float; YAML's `true` is not 1.0 here.
 Number = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+
+
+def unique_seeds(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    if any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative, got {seeds}")
+    return seeds
+
+
+Seeds = Annotated[list[StrictInt], AfterValidator(unique_seeds)]
+EXTRA = "-extra"  # stage group STUDY-extra: the study's extra seeds (studies.STUDY.extra_seeds)
 
 
 class Strict(BaseModel):
@@ -212,3 +225,28 @@ def load_run_params(
     if variant is not None:
         picked["variants"] = _entry(raw, "variants", variant, str(path))
     return validate(picked, RunParams, str(path))
+
+
+class _StageSeeds(Strict):
+    seeds: Seeds
+
+
+def load_stage_seeds(group: str, path: Path | str = "params.yaml") -> list[int]:
+    """The seeds one train/evaluate stage runs: `studies.GROUP.seeds`, or for a group named
+    STUDY-extra, `studies.STUDY.extra_seeds.seeds`.
+
+    Reads only that list (a stage lists it as its param). Raises ParamsError when the study
+    or the list is missing or not a list of distinct non-negative integers.
+    """
+    study = group.removesuffix(EXTRA)
+    keys = ["studies", study, *(["extra_seeds"] if group.endswith(EXTRA) else []), "seeds"]
+    node: object = read_params_file(path)
+    for depth, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            raise ParamsError(f"{path}: {'.'.join(keys[: depth + 1])}: not defined")
+        node = node[key]
+    try:
+        return _StageSeeds.model_validate({"seeds": node}).seeds
+    except ValidationError as exc:
+        message = "; ".join(err["msg"] for err in exc.errors())
+        raise ParamsError(f"{path}: {'.'.join(keys)}: {message}") from None

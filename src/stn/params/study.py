@@ -12,14 +12,18 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StrictInt, field_validator, model_validator
 
 from stn.datasets.distortions.registry import DistortionSpec
+from stn.layout import RunPaths, StagePaths
 from stn.params.run import (
+    EXTRA,
     DatasetSpec,
     EvaluateParams,
     MnistParams,
     NormalizationParams,
     RunParams,
+    Seeds,
     Strict,
     TrainParams,
+    unique_seeds,
     validate,
 )
 from stn.params.source import read_params_file
@@ -39,17 +43,6 @@ __all__ = [
     "load_params",
     "parse_params",
 ]
-
-
-def _unique_seeds(seeds: list[int]) -> list[int]:
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}")
-    if any(s < 0 for s in seeds):
-        raise ValueError(f"seeds must be non-negative, got {seeds}")
-    return seeds
-
-
-Seeds = Annotated[list[StrictInt], AfterValidator(_unique_seeds)]
 
 
 class ExtraSeeds(Strict):
@@ -72,7 +65,7 @@ class StudySpec(Strict):
 
     datasets: Annotated[list[str], Field(min_length=1)]
     variants: Annotated[list[str], Field(min_length=1)]
-    seeds: Annotated[list[StrictInt], Field(min_length=1), AfterValidator(_unique_seeds)] = [0, 1, 2]
+    seeds: Annotated[list[StrictInt], Field(min_length=1), AfterValidator(unique_seeds)] = [0, 1, 2]
     rotation_curve: list[str] = Field(
         [], description="datasets of the study whose runs are also tested on upright digits rotated 0..180"
     )
@@ -90,6 +83,14 @@ class StudySpec(Strict):
     def seeds_for(self, variant: str) -> list[int]:
         """The seeds `variant` runs with: the study's, and its extra seeds if it has them."""
         return self.seeds + (self.extra_seeds.seeds if variant in self.extra_seeds.variants else [])
+
+    def runs(self, study: str, dataset: str, variant: str, root: Path = Path(".")) -> list[RunPaths]:
+        """The files of every run of (dataset, variant) in this study named `study`: its seeds in
+        the stage group `study`, its extra seeds in the group `study`-extra."""
+        extra = self.extra_seeds.seeds if variant in self.extra_seeds.variants else []
+        return [StagePaths(study, dataset, variant, root).run(s) for s in self.seeds] + [
+            StagePaths(study + EXTRA, dataset, variant, root).run(s) for s in extra
+        ]
 
 
 class Studies(Strict):
