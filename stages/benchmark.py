@@ -15,7 +15,8 @@ from stn.analysis.benchmark_report import benchmark_report
 from stn.analysis.cost import cost_frame, input_shape_of
 from stn.analysis.figures import save_figure
 from stn.analysis.stats import write_summary
-from stn.atomic import write_text
+from stn.analysis.views import accuracy_headline, study_views, write_views
+from stn.atomic import write_json, write_text
 from stn.entry import run_main
 from stn.layout import PROVENANCE
 from stn.params.study import load_params
@@ -40,6 +41,8 @@ def main() -> None:
     )
     if len(curves):
         save_figure(rotation_figure(curves), FIGURES / "rotation.png")
+    write_json(Path("metrics/distorted.json"), accuracy_headline(summary))
+    write_views(Path("plots/views/distorted"), study_views(summary, histories, curves))
     provenance = json.loads(PROVENANCE.read_text())
     cost = cost_frame(
         runs,

@@ -23,7 +23,8 @@ from stn.analysis.stats import (
 )
 from stn.analysis.upright_report import upright_report
 from stn.analysis.validation import has_validation, validation_figure
-from stn.atomic import write_text, write_with
+from stn.analysis.views import accuracy_headline, study_views, write_views
+from stn.atomic import write_json, write_text, write_with
 from stn.entry import run_main
 from stn.layout import PROVENANCE, RunPaths
 from stn.params.study import load_params
@@ -49,6 +50,9 @@ def main() -> None:
     claims = claim_comparisons(runs)
     write_summary(Path("metrics/upright"), summary)
     histories = load_histories(every_run)
+    table = summary.rename_axis("variant").reset_index().assign(dataset=dataset)
+    write_json(Path("metrics/upright.json"), accuracy_headline(table))
+    write_views(Path("plots/views/upright"), study_views(table, histories))
     scores = per_class_scores(every_run)
     write_with(
         Path("reports/per-class.csv"), lambda tmp: scores.to_csv(tmp, index=False, float_format="%.6g")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -23,19 +24,24 @@ from conftest import ROOT, dvc, make_project, tiny_params
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 WIDTH = 120
-HEADLINE = {
+# The headline: the mean test accuracy (%) per dataset.variant, one file per study.
+HEADLINE = {"metrics/upright.json", "metrics/distorted.json"}
+HEADLINE_KEYS = {"mnist.cnn", "mnist.stn-conv", "rts.cnn-aug", "rts.stn-conv"}
+# The summaries over seeds (acc, sd, CI, NLL, ...), one file per (dataset, variant): a path away.
+SUMMARIES = {
     "metrics/upright/cnn.json",
     "metrics/upright/stn-conv.json",
     "metrics/distorted/rts-cnn-aug.json",
     "metrics/distorted/rts-stn-conv.json",
 }
+SUMMARY_DIRS = ("metrics/upright", "metrics/distorted")
 PER_RUN = {
     "metrics/eval/upright/mnist/cnn/s0.json",
     "metrics/eval/upright/mnist/stn-conv/s0.json",
     "metrics/eval/distorted/rts/cnn-aug/s0.json",
     "metrics/eval/distorted/rts/stn-conv/s0.json",
 }
-STN_CONV_HEADLINE = {"metrics/upright/stn-conv.json", "metrics/distorted/rts-stn-conv.json"}
+STN_CONV_SUMMARIES = {"metrics/upright/stn-conv.json", "metrics/distorted/rts-stn-conv.json"}
 STN_CONV_STAGES = {
     "train-upright@mnist-stn-conv",
     "train-distorted@rts-stn-conv",
@@ -49,14 +55,22 @@ STN_CONV_STAGES = {
 # pipeline writes (models, metrics, plots, reports) is `cache: false` and travels with git.
 CACHED_OUTS = {"data/raw/mnist", "data/mnist", "data/rts"}
 LOC_LR = "variants.stn-conv.loc_lr_scale"
-# A readable `dvc exp show` in 120 columns: only columns that differ between the rows shown
-# (--only-changed), and of those not the dependency hashes (columns named by a path with no ':', or
-# by a bare folder name such as `models`), not Created/State/Executor, no metric but the accuracy,
-# and one of the two studies at a time.
-DROP_COMMON = r"Created|State|Executor|[^:]+/[^:]*$|(?!Experiment)[^:.]+$|.*:(?!acc$)"
-EXP_SHOW = ("exp", "show", "--no-pager", "--only-changed", "--drop")
-EXP_SHOW_UPRIGHT = (*EXP_SHOW, DROP_COMMON + "|metrics/distorted")
-EXP_SHOW_DISTORTED = (*EXP_SHOW, DROP_COMMON + "|metrics/upright")
+
+
+def _readme_experiment_commands() -> dict[str, list[list[str]]]:
+    """The commands of the README's "Trying an idea as an experiment" block, by subcommand
+    (`run`, `show`, `diff`), each split as a shell splits it: the tests run the README's flags."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Trying an idea as an experiment\n.*?```sh\n(.*?)```", readme, re.DOTALL).group(1)
+    commands: dict[str, list[list[str]]] = {}
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if words[:2] == ["dvc", "exp"]:
+            commands.setdefault(words[2], []).append(words[1:])
+    return commands
+
+
+EXP_SHOW = tuple(_readme_experiment_commands()["show"][0])
 
 
 def _env(mirror: Path | str | None, **extra: str) -> dict:
@@ -125,8 +139,11 @@ def _param(data: dict, dotted: str):
     return value
 
 
-def _metric(data: dict, path: str, name: str):
-    return data["metrics"][path]["data"][name]
+def _metric(data: dict, path: str, dotted: str):
+    value = data["metrics"][path]["data"]
+    for key in dotted.split("."):
+        value = value[key]
+    return value
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +161,19 @@ def _copy(study: Path, dest: Path) -> Path:
     return dest
 
 
-def test_metrics_show_headline_by_default_per_run_by_path(study: Path) -> None:
-    """`dvc metrics show` is the headline table, 120 columns wide; per-run files are a path away."""
+def test_metrics_show_headline_by_default_summaries_and_runs_by_path(study: Path) -> None:
+    """`dvc metrics show` is the headline (one accuracy per dataset.variant); the summaries over
+    seeds and the per-run files are a path away, the summaries in a 120-column table."""
     headline = dvc(study, "metrics", "show", env=_env(None)).stdout
     _assert_fits(headline)
     assert _rows(headline) == HEADLINE
+    assert set(headline.splitlines()[0].split()) == {"Path"} | HEADLINE_KEYS
     assert "metrics/eval" not in headline
-    assert headline.splitlines()[0].split()[:2] == ["Path", "acc"]
+
+    summaries = dvc(study, "metrics", "show", *SUMMARY_DIRS, env=_env(None)).stdout
+    _assert_fits(summaries)
+    assert _rows(summaries) == SUMMARIES
+    assert summaries.splitlines()[0].split()[:2] == ["Path", "acc"]
 
     per_run = dvc(study, "metrics", "show", "metrics/eval", env=_env(None)).stdout
     assert _rows(per_run) == PER_RUN  # 20 columns (per-class accuracy): wider than 120, use --json
@@ -158,10 +181,10 @@ def test_metrics_show_headline_by_default_per_run_by_path(study: Path) -> None:
     assert set(per_run_json[""]["data"]) == PER_RUN
 
 
-def test_metrics_show_fits_the_full_study(study: Path, tmp_path: Path) -> None:
-    """The headline table of the default study (every run of params.yaml, 3 seeds) fits 120 columns.
+def test_metrics_show_summaries_fit_the_full_study(study: Path, tmp_path: Path) -> None:
+    """The summaries table of the default study (every run of params.yaml, 3 seeds) fits 120 columns.
 
-    No training: the tiny study's headline files, with its schema, are written under the full
+    No training: the tiny study's summary files, with its schema, are written under the full
     study's names, their values made as wide as 3 seeds make them (sd and CI are null for 1 seed).
     """
     project = _copy(study, tmp_path / "p")
@@ -176,14 +199,14 @@ def test_metrics_show_fits_the_full_study(study: Path, tmp_path: Path) -> None:
     ]
     for name in names:
         (project / "metrics" / f"{name}.json").write_text(json.dumps(wide))
-    table = dvc(project, "metrics", "show", env=_env(None)).stdout
+    table = dvc(project, "metrics", "show", *SUMMARY_DIRS, env=_env(None)).stdout
     _assert_fits(table)
-    assert _rows(table) == {f"metrics/{name}.json" for name in names} | HEADLINE
+    assert _rows(table) == {f"metrics/{name}.json" for name in names} | SUMMARIES
     assert set(table.splitlines()[0].split()[1:]) == set(wide)
 
 
 def test_metrics_diff_after_editing_one_variant(study: Path, tiny_mirror: Path, tmp_path: Path) -> None:
-    """Edit one variant, `dvc repro`: `dvc metrics diff` shows that variant's files and no others."""
+    """Edit one variant, `dvc repro`: `dvc metrics diff` shows that variant's accuracies and no others."""
     project = _copy(study, tmp_path / "p")
     _edit_params(project, lambda p: p["variants"]["stn-conv"].update(layer="coordconv"))
     params_diff = json.loads(dvc(project, "params", "diff", "--json").stdout)
@@ -193,11 +216,16 @@ def test_metrics_diff_after_editing_one_variant(study: Path, tiny_mirror: Path, 
     text = dvc(project, "metrics", "diff", env=_env(None)).stdout
     _assert_fits(text)
     assert text.splitlines()[0].split() == ["Path", "Metric", "HEAD", "workspace", "Change"]
-    assert _rows(text) == STN_CONV_HEADLINE
+    assert _rows(text) == HEADLINE
     assert "cnn" not in text
     as_json = json.loads(dvc(project, "metrics", "diff", "--json").stdout)
-    assert set(as_json) == STN_CONV_HEADLINE
-    assert {"acc", "nll"} <= set(as_json["metrics/upright/stn-conv.json"])
+    assert {path: set(keys) for path, keys in as_json.items()} == {
+        "metrics/upright.json": {"mnist.stn-conv"},
+        "metrics/distorted.json": {"rts.stn-conv"},
+    }
+    summaries = json.loads(dvc(project, "metrics", "diff", "--targets", *SUMMARY_DIRS, "--json").stdout)
+    assert set(summaries) == STN_CONV_SUMMARIES
+    assert {"acc", "nll"} <= set(summaries["metrics/upright/stn-conv.json"])
     per_run = json.loads(dvc(project, "metrics", "diff", "--targets", "metrics/eval", "-R", "--json").stdout)
     assert set(per_run) == {
         "metrics/eval/upright/mnist/stn-conv/s0.json",
@@ -206,7 +234,7 @@ def test_metrics_diff_after_editing_one_variant(study: Path, tiny_mirror: Path, 
 
 
 def test_exp_run_set_param_reruns_only_that_variant(study: Path, tiny_mirror: Path, tmp_path: Path) -> None:
-    """`dvc exp run -S` on one variant's key; `dvc exp show` readable in 120 columns."""
+    """`dvc exp run -S` on one variant's key; the README's `dvc exp show` readable in 120 columns."""
     project = _copy(study, tmp_path / "p")
     # loc_lr_scale is not in params.yaml (VariantSpec's default applies): Hydra's `+` adds a key;
     # a key already in params.yaml is set without it (`++` does either).
@@ -217,17 +245,79 @@ def test_exp_run_set_param_reruns_only_that_variant(study: Path, tiny_mirror: Pa
     experiments = _experiments(dvc(project, "exp", "show", "--json").stdout)
     assert _param(experiments[name], LOC_LR) == 0.5
     assert _param(experiments[_git(project, "branch", "--show-current").strip()], LOC_LR) is None
-    for path in HEADLINE:
-        assert 0 <= _metric(experiments[name], path, "acc") <= 100
+    for path, key in (("metrics/upright.json", "mnist.stn-conv"), ("metrics/distorted.json", "rts.stn-conv")):
+        assert 0 <= _metric(experiments[name], path, key) <= 100
 
     # DVC's default table squeezes every param, metric and dependency into 120 columns ("…").
     _assert_fits(dvc(project, "exp", "show", "--no-pager", "--only-changed", env=_env(None)).stdout, False)
-    upright = dvc(project, *EXP_SHOW_UPRIGHT, env=_env(None)).stdout
-    _assert_fits(upright)
-    header = upright.splitlines()[1].split()
-    assert header == ["Experiment", "metrics/upright/stn-conv.json:acc", LOC_LR], upright
-    assert re.search(rf"\[{name}\]\s+[\d.]+\s+0\.5\b", upright), upright
-    _assert_fits(dvc(project, *EXP_SHOW_DISTORTED, env=_env(None)).stdout)
+    table = dvc(project, *EXP_SHOW, env=_env(None)).stdout
+    _assert_fits(table)
+    assert table.splitlines()[1].split() == ["Experiment", "mnist.stn-conv", "rts.stn-conv", LOC_LR], table
+    assert re.search(rf"\[{name}\]\s+[\d.]+\s+[\d.]+\s+0\.5\b", table), table
+
+
+def _set_param(params: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    for key in parents:
+        params = params.setdefault(key, {})
+    params[last] = value
+
+
+def _affected(param: str, dataset: str, variant: str) -> bool:
+    """Whether a run of (dataset, variant) reads `param` (a variant's or a dataset's key)."""
+    section, name = param.split(".")[:2]
+    return (section, name) in (("variants", variant), ("datasets", dataset))
+
+
+def _save_simulated_experiment(project: Path, setting: str) -> tuple[str, str, str, dict[str, str]]:
+    """`dvc exp run -S SETTING` without the training: set the param, give every headline accuracy the
+    change reaches a new value, `dvc exp save`, and restore the workspace (as `dvc exp run` leaves it).
+    Returns (experiment name, param, its value as shown, {dataset.variant: the new value as shown})."""
+    param, value = setting.lstrip("+").split("=", 1)
+    _edit_params(project, lambda p: _set_param(p, param, yaml.safe_load(value)))
+    changed: dict[str, str] = {}
+    for path in sorted(HEADLINE):
+        headline = json.loads((project / path).read_text())
+        for dataset, accuracies in headline.items():
+            for variant in accuracies:
+                if _affected(param, dataset, variant):
+                    accuracies[variant] = 11.111 * (len(changed) + 1)  # distinct, unlike any accuracy
+                    changed[f"{dataset}.{variant}"] = f"{accuracies[variant]:g}"
+        (project / path).write_text(json.dumps(headline))
+    saved = dvc(project, "exp", "save", env=_env(None)).stdout
+    name = re.search(r"Experiment has been saved as: (\S+)", saved).group(1)
+    _git(project, "checkout", "--", ".")
+    return name, param, value, changed
+
+
+def test_readme_experiment_examples_fit(study: Path, tmp_path: Path) -> None:
+    """Each of the README's `dvc exp run -S` examples, simulated on the tiny study: the README's
+    `dvc exp show` shows the changed param and every changed accuracy in 120 columns, and its
+    `dvc exp diff` a line for each."""
+    commands = _readme_experiment_commands()
+    settings = [run[run.index("-S") + 1] for run in commands["run"]]
+    assert len(settings) == 2 and commands["show"] and commands["diff"]
+    project = _copy(study, tmp_path / "p")
+    for setting in settings:
+        name, param, value, changed = _save_simulated_experiment(project, setting)
+        assert changed, f"{setting}: no headline accuracy of the tiny study depends on {param}"
+        for show in commands["show"]:
+            table = dvc(project, *show, env=_env(None)).stdout
+            _assert_fits(table)
+            header = table.splitlines()[1].split()
+            assert header[0] == "Experiment" and sorted(header[1:]) == sorted([*changed, param]), table
+            row = next(line for line in table.splitlines() if f"[{name}]" in line)
+            assert dict(zip(header[1:], row.split()[-len(header) + 1 :], strict=True)) == {
+                **changed,
+                param: value,
+            }, table
+        for diff in commands["diff"]:
+            text = dvc(project, *[name if w == "<experiment>" else w for w in diff], env=_env(None)).stdout
+            _assert_fits(text)
+            lines = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip()}
+            for key, shown in [*changed.items(), (param, value)]:
+                assert shown in lines[key], text
+        dvc(project, "exp", "remove", name)
 
 
 def test_queued_experiments_run_in_workers(study: Path, tiny_mirror: Path, tmp_path: Path) -> None:
@@ -271,8 +361,11 @@ def test_queued_experiments_run_in_workers(study: Path, tiny_mirror: Path, tmp_p
     experiments = _experiments(dvc(project, "exp", "show", "--json").stdout)
     for value, name in names.items():
         assert _param(experiments[name], LOC_LR) == value
-        for path in HEADLINE:
-            assert 0 <= _metric(experiments[name], path, "acc") <= 100
+        for path, key in (
+            ("metrics/upright.json", "mnist.stn-conv"),
+            ("metrics/distorted.json", "rts.stn-conv"),
+        ):
+            assert 0 <= _metric(experiments[name], path, key) <= 100
     logs = dvc(project, "queue", "logs", names[0.2]).stdout
     assert _ran(logs) == STN_CONV_STAGES
     assert f"download: MNIST from {queue_mirror}" in dvc(project, "queue", "logs", download_only).stdout
@@ -281,11 +374,10 @@ def test_queued_experiments_run_in_workers(study: Path, tiny_mirror: Path, tmp_p
     )
     assert "source" not in provenance and provenance["identity"] == "unknown"  # no path in outputs
 
-    for command in (EXP_SHOW_UPRIGHT, EXP_SHOW_DISTORTED):
-        table = dvc(project, *command, env=_env(None)).stdout
-        _assert_fits(table)
-        for value, name in names.items():
-            assert re.search(rf"\[{name}\]\s+[\d.]+\s+{value}\b", table), table
+    table = dvc(project, *EXP_SHOW, env=_env(None)).stdout
+    _assert_fits(table)
+    for value, name in names.items():
+        assert re.search(rf"\[{name}\]\s+[\d.]+\s+[\d.]+\s+{value}\b", table), table
 
 
 def test_shared_remote_push_clone_pull(study: Path, tmp_path: Path) -> None:

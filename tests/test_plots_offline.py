@@ -4,6 +4,7 @@ vendor/dvc-plots-template.html (vega, vega-lite, vega-embed inlined); checked in
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -13,12 +14,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from configobj import ConfigObj
 from PIL import Image
 
+from stn.analysis.views import study_views, write_views
+
 ROOT = Path(__file__).resolve().parents[1]
-DVC_LINE_COLOR = (0x94, 0x5D, 0xD6)  # first colour of dvc-render's linear-plot palette
+VARIANT_COLOR = (0x1F, 0x77, 0xB4)  # the first variant's colour (vega's tableau20) in .dvc/plots/
 
 
 def _load_script(name: str):
@@ -76,25 +81,83 @@ def test_template_is_built_and_safe():
 
 
 def _write_project(proj: Path) -> None:
-    (proj / "plots" / "train").mkdir(parents=True)
+    """A small project: the views of a two-dataset study (from stn.analysis.views, as the report stages
+    write them), this project's top-level `plots` and templates, and a confusion plot and an image."""
+    rng = np.random.default_rng(0)
+    histories = pd.DataFrame(
+        [
+            {
+                "dataset": d,
+                "variant": v,
+                "seed": s,
+                "epoch": e,
+                "val_accuracy": 1 - 0.5 / (e + 1) - 0.01 * rng.random(),
+            }
+            for d in ("mnist", "rot")
+            for v in ("cnn", "stn-conv")
+            for s in (0, 1)
+            for e in range(1, 6)
+        ]
+    )
+    summary = pd.DataFrame(
+        {
+            "dataset": ["mnist", "mnist", "rot", "rot"],
+            "variant": ["cnn", "stn-conv"] * 2,
+            "n_seeds": 2,
+            "accuracy_mean": [0.988, 0.99, 0.95, 0.96],
+            "ci95_low": [0.985, 0.987, 0.94, 0.955],
+            "ci95_high": [0.991, 0.993, 0.96, 0.965],
+        }
+    )
+    curves = pd.DataFrame(
+        [
+            {"dataset": d, "variant": v, "seed": s, "angle": a, "accuracy": 0.99 - a / 200}
+            for d in ("mnist", "rot")
+            for v in ("cnn", "stn-conv")
+            for s in (0, 1)
+            for a in range(0, 181, 45)
+        ]
+    )
+    for study, datasets in (("upright", ["mnist"]), ("distorted", ["rot"])):
+        write_views(
+            proj / "plots" / "views" / study,
+            study_views(
+                summary[summary["dataset"].isin(datasets)],
+                histories[histories["dataset"].isin(datasets)],
+                curves if study == "distorted" else None,
+            ),
+        )
+    shutil.copytree(ROOT / ".dvc" / "plots", proj / ".dvc" / "plots")
     (proj / "plots" / "images").mkdir()
-    rows = [f"{e},{2 / (e + 1):.4f},{1 - 0.5 / (e + 1):.4f}" for e in range(10)]
-    (proj / "plots" / "train" / "run.csv").write_text("epoch,loss,accuracy\n" + "\n".join(rows) + "\n")
     pairs = [(i % 3, i % 3 if i % 4 else (i + 1) % 3) for i in range(30)]
     confusion = "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in pairs)
     (proj / "plots" / "confusion.csv").write_text(confusion)
     Image.new("RGB", (32, 32), (200, 60, 60)).save(proj / "plots" / "images" / "sample.png")
-    (proj / "dvc.yaml").write_text(
-        "plots:\n"
-        "  - plots/train/run.csv:\n"
-        "      x: epoch\n"
-        "      y: [loss, accuracy]\n"
-        "  - plots/confusion.csv:\n"
-        "      template: confusion\n"
-        "      x: predicted\n"
-        "      y: actual\n"
-        "  - plots/images/sample.png\n"
-    )
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    plots += [
+        {"plots/confusion.csv": {"template": "confusion", "x": "predicted", "y": "actual"}},
+        "plots/images/sample.png",
+    ]
+    (proj / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}, sort_keys=False))
+
+
+def _titles() -> list[str]:
+    """The titles of this project's top-level plots, in dvc.yaml's order."""
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    return [props["title"] for entry in plots if isinstance(entry, dict) for props in entry.values()]
+
+
+def test_top_level_plots_are_a_few_titled_views():
+    """`dvc plots show` draws a handful of charts, each with a title and a template of .dvc/plots/;
+    no folder of per-run files (plots/train: one chart per run) is shown by default."""
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    assert 3 <= len(plots) <= 20, plots
+    for entry in plots:
+        assert isinstance(entry, dict), f"{entry}: every chart has a title"
+        ((path, props),) = entry.items()
+        assert path.startswith("plots/views/") and props["title"], entry
+        assert (ROOT / ".dvc" / "plots" / f"{props['template']}.json").is_file(), entry
+    assert len(set(_titles())) == len(plots)
 
 
 def test_dvc_plots_show_renders_offline(tmp_path, chromium_bin):
@@ -121,7 +184,9 @@ def test_dvc_plots_show_renders_offline(tmp_path, chromium_bin):
     assert not [s for s in srcs if re.match(r"(https?:)?//", s)], srcs  # no CDN
     assert srcs == [] and "cdn.jsdelivr.net" not in html  # everything inlined
     vega_ids = re.findall(r"vegaEmbed\('#([\w-]+)'", html)
-    assert len(vega_ids) == 2, vega_ids  # the linear and the confusion plot
+    assert len(vega_ids) == len(_titles()) + 1, vega_ids  # the views and the confusion plot
+    specs = [json.loads(spec) for spec in re.findall(r"var spec = (\{.*?\});\n", html, re.DOTALL)]
+    assert [spec["title"]["text"] for spec in specs[: len(_titles())]] == _titles()
     images = [attrs["src"] for tag, attrs in tags if tag == "img"]
     assert len(images) == 1 and (out / images[0]).is_file(), images
 
@@ -143,5 +208,5 @@ def test_dvc_plots_show_renders_offline(tmp_path, chromium_bin):
     with Image.open(png) as shot:
         assert shot.size == (1200, 1600)
         rgb = np.asarray(shot.convert("RGB"), dtype=np.int16)
-    line = int((np.abs(rgb - np.array(DVC_LINE_COLOR)) <= 40).all(axis=-1).sum())
-    assert line > 200, f"only {line} pixels of the loss/accuracy line colour: the canvas was not painted"
+    line = int((np.abs(rgb - np.array(VARIANT_COLOR)) <= 40).all(axis=-1).sum())
+    assert line > 100, f"only {line} pixels of the first variant's colour: the canvas was not painted"
