@@ -147,6 +147,7 @@ def make_project(dest: Path, params: dict) -> Path:
     run("git", "config", "user.name", "test")
     run(sys.executable, "-m", "dvc", "init", "-q")
     run(sys.executable, "-m", "dvc", "config", "core.analytics", "false")
+    shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")  # dvc.yaml's plot templates
     run("git", "add", "-A")
     run("git", "commit", "-qm", "init")
     return dest
