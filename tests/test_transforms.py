@@ -285,3 +285,14 @@ def test_tps_cannot_be_composed() -> None:
     with pytest.raises(ValueError, match="'tps' is not a matrix"):
         VariantSpec(transform="tps", iterations=2)
     VariantSpec(transform="tps", iterations=1)
+
+
+def test_the_schema_names_every_transform_family() -> None:
+    """stn.variant names the families without importing model code (the data stages check
+    params.yaml with it): the names and which are composable match the registry."""
+    from typing import get_args
+
+    from stn.variant import MATRIX_TRANSFORMS, TransformName
+
+    assert set(get_args(TransformName)) == set(TRANSFORMS)
+    assert set(MATRIX_TRANSFORMS) == {name for name, family in TRANSFORMS.items() if family.composable}
