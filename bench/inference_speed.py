@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -25,9 +26,10 @@ from common import machine
 from stn.analysis.evaluate import predict
 from stn.datasets.normalization import Normalization
 from stn.datasets.store import META, load_arrays, read_meta
-from stn.layout import RunPaths, dataset_dir
+from stn.layout import dataset_dir
 from stn.models.builder import STNClassifier, load_model
 from stn.params.study import StudyParams, load_params
+from stn.run_paths import RunPaths, study_runs
 
 
 def pass_seconds(model: STNClassifier, images: np.ndarray, normalization: Normalization) -> float:
@@ -38,13 +40,12 @@ def pass_seconds(model: STNClassifier, images: np.ndarray, normalization: Normal
     return time.perf_counter() - start
 
 
-def study_runs(params: StudyParams) -> dict[str, tuple[list[str], Callable[[str], list[RunPaths]]]]:
+def runs_by_dataset(params: StudyParams) -> dict[str, tuple[list[str], Callable[[str], list[RunPaths]]]]:
     """dataset -> (variants, the runs of a variant) of the study that runs it, in params.yaml's order."""
     runs: dict[str, tuple[list[str], Callable[[str], list[RunPaths]]]] = {}
     for name, study in (("upright", params.studies.upright), ("distorted", params.studies.distorted)):
         for dataset in study.datasets:
-            of = lambda variant, study=study, name=name, dataset=dataset: study.runs(name, dataset, variant)  # noqa: E731
-            runs.setdefault(dataset, (list(study.variants), of))
+            runs.setdefault(dataset, (list(study.variants), partial(study_runs, name, study, dataset)))
     return runs
 
 
@@ -57,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     torch.set_num_threads(args.threads)
-    runs = study_runs(load_params())
+    runs = runs_by_dataset(load_params())
     models: dict[tuple[str, str], tuple[int, STNClassifier]] = {}  # (dataset, variant) -> (seed, model)
     tests: dict[str, tuple[np.ndarray, Normalization]] = {}
     for dataset in args.datasets or list(runs):

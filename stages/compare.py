@@ -26,8 +26,9 @@ from stn.analysis.validation import has_validation, validation_figure
 from stn.analysis.views import accuracy_headline, study_views, write_views
 from stn.atomic import write_json, write_text, write_with
 from stn.entry import run_main
-from stn.layout import PROVENANCE, RunPaths
+from stn.layout import PROVENANCE
 from stn.params.study import load_params
+from stn.run_paths import RunPaths, study_runs
 
 FIGURES = Path("plots/compare")
 
@@ -42,7 +43,7 @@ def main() -> None:
     params = load_params()
     study = params.studies.upright
     (dataset,) = study.datasets
-    paths = {v: study.runs("upright", dataset, v) for v in study.variants}
+    paths = {v: study_runs("upright", study, dataset, v) for v in study.variants}
     every_run = [p for v in study.variants for p in paths[v]]
     runs = load_runs(every_run)
     summary = summarize_variants(runs)

@@ -16,9 +16,10 @@ from stn.analysis.run_figures import confusion_figure, stn_figure
 from stn.atomic import write_json
 from stn.datasets.store import load_arrays, read_meta
 from stn.entry import run_main
-from stn.layout import StagePaths, dataset_dir
+from stn.layout import dataset_dir
 from stn.models.builder import count_parameters, load_model
 from stn.params.run import load_run_params, load_stage_seeds
+from stn.run_paths import StagePaths
 
 
 def main() -> None:

@@ -9,9 +9,10 @@ from stn.atomic import write_with
 from stn.datasets.store import load_arrays, read_meta
 from stn.entry import run_main
 from stn.errors import ParamsError
-from stn.layout import RAW_MNIST, StagePaths, dataset_dir
+from stn.layout import RAW_MNIST, dataset_dir
 from stn.models.builder import load_model
 from stn.params.run import load_run_params, load_stage_seeds
+from stn.run_paths import StagePaths
 
 
 def main() -> None:

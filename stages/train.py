@@ -4,9 +4,10 @@ import sys
 
 from stn.datasets.store import load_arrays
 from stn.entry import run_main
-from stn.layout import RAW_MNIST, StagePaths, dataset_dir
+from stn.layout import RAW_MNIST, dataset_dir
 from stn.models.builder import save_model
 from stn.params.run import load_run_params, load_stage_seeds
+from stn.run_paths import StagePaths
 from stn.training.loop import Trainer, save_history
 from stn.training.runs import epoch_images_for, load_training_data
 

@@ -30,8 +30,8 @@ from stn.analysis.stats import (
 from stn.atomic import write_json, write_text
 from stn.datasets.normalization import Normalization
 from stn.errors import StnError
-from stn.layout import RunPaths
 from stn.models.builder import InputShape, build_model
+from stn.run_paths import RunPaths
 from stn.variant import VariantSpec
 
 TUTORIAL = Normalization(0.1307, 0.3081)

@@ -178,3 +178,64 @@ def test_coordconv_with_groups_falls_back_to_concatenation() -> None:
     layer = CoordConv2d(1, 3, 3, groups=3)  # 1 + 2 coordinate channels = 3 groups of one
     x = torch.randn(2, 1, 6, 6)
     torch.testing.assert_close(layer(x), layer.conv(layer.add_coords(x)))
+
+
+def _tutorial_parameters(loc: str | None, n_params: int = 6, classifier: str = "conv") -> list[tuple]:
+    """Parameter names and shapes of a tutorial-architecture model on 28x28 inputs, in state_dict order."""
+    stn = []
+    if loc is not None:
+        c = ".conv" if loc == "coordconv" else ""
+        extra = 2 if loc == "coordconv" else 0
+        stn = [
+            (f"stn.localization.0{c}.weight", (8, 1 + extra, 7, 7)),
+            (f"stn.localization.0{c}.bias", (8,)),
+            (f"stn.localization.3{c}.weight", (10, 8 + extra, 5, 5)),
+            (f"stn.localization.3{c}.bias", (10,)),
+            ("stn.fc_loc.0.weight", (32, 90)),
+            ("stn.fc_loc.0.bias", (32,)),
+            ("stn.fc_loc.2.weight", (n_params, 32)),
+            ("stn.fc_loc.2.bias", (n_params,)),
+        ]
+    c, extra = (".conv", 2) if classifier == "coordconv" else ("", 0)
+    return stn + [
+        (f"classifier.conv1{c}.weight", (10, 1 + extra, 5, 5)),
+        (f"classifier.conv1{c}.bias", (10,)),
+        (f"classifier.conv2{c}.weight", (20, 10 + extra, 5, 5)),
+        (f"classifier.conv2{c}.bias", (20,)),
+        ("classifier.fc1.weight", (50, 320)),
+        ("classifier.fc1.bias", (50,)),
+        ("classifier.fc2.weight", (10, 50)),
+        ("classifier.fc2.bias", (10,)),
+    ]
+
+
+# Every params.yaml variant as the builder of commit e365d83 (before the paper's models) made it
+# with torch.manual_seed(0) on 28x28 inputs: its parameters, and the sum of |every entry| (its init).
+TUTORIAL_VARIANTS = {
+    "cnn": (_tutorial_parameters(None), 668.110508),
+    "cnn-aug": (_tutorial_parameters(None), 668.110508),
+    "stn-attention": (_tutorial_parameters("conv", 3), 921.066302),
+    "stn-similarity": (_tutorial_parameters("conv", 4), 921.746953),
+    "stn-projective": (_tutorial_parameters("conv", 8), 921.426343),
+    "stn-coordconv-cls": (_tutorial_parameters("coordconv", classifier="coordconv"), 982.019545),
+    **{
+        name: (_tutorial_parameters("coordconv"), 950.248778)
+        for name in ("stn-coordconv", "stn-coordconv-leakyrelu", "stn-coordconv-linear")
+    },
+    **{
+        name: (_tutorial_parameters("conv"), 921.72903)
+        for name in ("stn-conv", "stn-conv-leakyrelu", "stn-bgpad", "stn-loclr", "stn-ic", "stn-ic-loclr")
+        + ("stn-idpen",)
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_tutorial_variants_build_as_before(name: str) -> None:
+    """The paper's architecture left every existing variant's parameters and initialisation alone."""
+    expected, magnitude = TUTORIAL_VARIANTS[name]
+    torch.manual_seed(0)
+    state = build_model(VariantSpec(**VARIANTS[name])).state_dict()
+    assert [(k, tuple(v.shape)) for k, v in state.items()] == expected
+    total = sum(float(v.double().abs().sum()) for v in state.values())
+    assert total == pytest.approx(magnitude, abs=2e-6)

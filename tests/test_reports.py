@@ -26,9 +26,9 @@ from stn.analysis.stats import (
 )
 from stn.analysis.validation import checkpoints, returns_table, validation_figure
 from stn.errors import StnError
-from stn.layout import RunPaths
 from stn.models.builder import InputShape
 from stn.params.study import load_params
+from stn.run_paths import RunPaths
 from stn.variant import VariantSpec
 
 SEEDS = [0, 1, 2]

@@ -177,3 +177,15 @@ def test_exp_run_set_changes_one_dataset_only(study: Path, key: str, value: obje
         (study / "params.yaml").write_text(original)
     own = {s for s in stale if s.endswith(f"@{dataset}") or f"@{dataset}-" in s}
     assert own and stale - own <= {"compare", "benchmark"}, stale
+
+
+def test_imports_under_type_checking_are_no_deps(tmp_path: Path) -> None:
+    """An import only for annotations (`if TYPE_CHECKING:`) never runs: it is no dependency."""
+    from stn.stage_deps import _imported_modules
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from typing import TYPE_CHECKING\nimport stn.errors\n"
+        "if TYPE_CHECKING:\n    from stn.params.study import StudySpec\n"
+    )
+    assert _imported_modules(script, ROOT / "src") == {"stn.errors"}

@@ -27,8 +27,8 @@ from stn.datasets.prepare import prepare_dataset
 from stn.datasets.store import load_arrays, read_meta
 from stn.entry import run_main
 from stn.errors import DataError, ParamsError
-from stn.layout import CHECKPOINT_DIR
 from stn.params.study import DatasetSpec, NormalizationParams, TrainParams, load_params
+from stn.run_paths import CHECKPOINT_DIR
 from stn.training.loop import Trainer
 from stn.variant import VariantSpec
 

@@ -41,11 +41,25 @@ def _package_inits(module: str, src: Path) -> list[Path]:
     return [p for p in inits if p.is_file()]
 
 
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    """ids of the import nodes under `if TYPE_CHECKING:`: annotations only, never run."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        test = node.test if isinstance(node, ast.If) else None
+        if isinstance(test, ast.Name | ast.Attribute) and ast.unparse(test).endswith("TYPE_CHECKING"):
+            skipped |= {id(n) for child in node.body for n in ast.walk(child)}
+    return skipped
+
+
 def _imported_modules(path: Path, src: Path) -> set[str]:
     """Project modules that `path` imports anywhere in its body (`from a import b` counts a.b
-    when b is a module)."""
+    when b is a module), except under `if TYPE_CHECKING:`."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    skipped = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

@@ -10,9 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from stn.models.transforms import TRANSFORMS
-
-TransformName = Literal[tuple(TRANSFORMS)]  # type: ignore[valid-type]
+# The transform families of stn.models.transforms.TRANSFORMS, named here so that the schema (and
+# the data stages that check params.yaml) need no model code; a test keeps the two in step.
+MATRIX_TRANSFORMS = ("attention", "similarity", "affine", "projective")  # 3x3 warps: composable
+TransformName = Literal["attention", "similarity", "affine", "projective", "tps"]
 
 
 class VariantSpec(BaseModel):
@@ -21,6 +22,11 @@ class VariantSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stn: bool = Field(True, description="put a spatial transformer in front of the classifier")
+    architecture: Literal["tutorial", "paper"] = Field(
+        "tutorial",
+        description="the PyTorch tutorial's small nets, or the STN paper's distorted-MNIST CNN and "
+        "localisation net, param-matched (stn.models.paper)",
+    )
     layer: Literal["conv", "coordconv"] = Field("conv", description="conv layers of the localization net")
     # "identity" is what the original study's nn.LeakyReLU(True) computed: slope 1, no nonlinearity.
     activation: Literal["relu", "leakyrelu", "identity"] = Field(
@@ -40,6 +46,11 @@ class VariantSpec(BaseModel):
     )
     iterations: PositiveInt = Field(
         1, description="inverse-compositional steps of the one localization net (1: a plain STN)"
+    )
+    output_pool: PositiveInt | None = Field(
+        None,
+        description="average-pool the STN's output by this factor before the classifier; none: 2 for the "
+        "paper architecture on outputs larger than 28x28 (RTS's 42x42, as the paper), else 1",
     )
     padding: Literal["zeros", "background"] = Field(
         "zeros", description="what the STN reads outside the image: 0, or the images' background value"
@@ -73,6 +84,7 @@ class VariantSpec(BaseModel):
             "align_corners",
             "transform",
             "output_size",
+            "output_pool",
             "iterations",
             "padding",
             "loc_lr_scale",
@@ -84,5 +96,14 @@ class VariantSpec(BaseModel):
             raise ValueError(
                 f"{', '.join(stn_only)} configure the spatial transformer; "
                 "a variant with stn: false cannot set them"
+            )
+        if self.iterations > 1 and self.transform not in MATRIX_TRANSFORMS:
+            raise ValueError(
+                f"iterations: {self.iterations} composes the transforms as 3x3 matrices (inverse "
+                f"compositional STN); transform {self.transform!r} is not a matrix: use iterations: 1"
+            )
+        if self.architecture == "paper" and self.classifier_layer != "conv":
+            raise ValueError(
+                "architecture: paper has the paper's conv classifier; classifier_layer must be conv"
             )
         return self

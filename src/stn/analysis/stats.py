@@ -24,7 +24,7 @@ from stn.analysis.classification import macro_f1, per_class_report
 from stn.analysis.significance import format_p, holm, mcnemar_exact, minimum_detectable_difference
 from stn.atomic import write_json
 from stn.errors import StnError
-from stn.layout import RunPaths
+from stn.run_paths import RunPaths
 
 
 class OriginalRun(NamedTuple):

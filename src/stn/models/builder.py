@@ -13,6 +13,7 @@ from torch import nn
 from stn.atomic import write_with
 from stn.models.classifier import Classifier
 from stn.models.localization import SpatialTransformer
+from stn.models.paper import CNN_FILTERS, PaperClassifier, matched_filters
 from stn.variant import VariantSpec
 
 
@@ -36,14 +37,26 @@ class InputShape:
 
 
 class STNClassifier(nn.Module):
-    """Optional spatial transformer followed by the classifier."""
+    """Optional spatial transformer, then the classifier: (N, C, H, W) -> (N, classes) log-probabilities.
+
+    The tutorial's classifier, or with `architecture: paper` the STN paper's CNN (stn.models.paper),
+    whose width an ST-CNN matches to the parameter count of the CNN on the same input.
+    """
 
     def __init__(self, spec: VariantSpec, shape: InputShape = InputShape()) -> None:
         super().__init__()
         self.spec, self.shape = spec, shape
         self.stn = SpatialTransformer(spec, shape.size, background=shape.background) if spec.stn else None
         classifier_size = self.stn.out_size if self.stn is not None else shape.size
-        self.classifier = Classifier(classifier_size, shape.classes, spec.classifier_layer)
+        if spec.architecture == "paper":
+            filters = CNN_FILTERS
+            if self.stn is not None:
+                filters = matched_filters(
+                    shape.size, classifier_size, shape.classes, count_parameters(self.stn)
+                )
+            self.classifier: nn.Module = PaperClassifier(classifier_size, shape.classes, filters)
+        else:
+            self.classifier = Classifier(classifier_size, shape.classes, spec.classifier_layer)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """What the classifier sees: the STN's output, or the input itself for a plain CNN."""
@@ -61,11 +74,10 @@ class STNClassifier(nn.Module):
         if self.stn is None or weight == 0:
             output = self(x)
             return F.nll_loss(output, y), output
-        matrix = self.stn.transform(x)
-        output = self.classifier(self.stn.sample(x, matrix, (len(x), x.shape[1], *self.stn.out_size)))
+        theta = self.stn.transform(x)
+        output = self.classifier(self.stn.resample(x, theta))
         # Mean squared distance of the predicted transform from the identity.
-        identity = torch.eye(3, dtype=matrix.dtype, device=matrix.device)[: matrix.shape[1]]
-        penalty = (matrix - identity).pow(2).sum((1, 2)).mean()
+        penalty = self.stn.family.identity_distance(theta)
         return F.nll_loss(output, y) + weight * penalty, output
 
 

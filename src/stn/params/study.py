@@ -12,9 +12,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StrictInt, field_validator, model_validator
 
 from stn.datasets.distortions.registry import DistortionSpec
-from stn.layout import RunPaths, StagePaths
 from stn.params.run import (
-    EXTRA,
     DatasetSpec,
     EvaluateParams,
     MnistParams,
@@ -83,14 +81,6 @@ class StudySpec(Strict):
     def seeds_for(self, variant: str) -> list[int]:
         """The seeds `variant` runs with: the study's, and its extra seeds if it has them."""
         return self.seeds + (self.extra_seeds.seeds if variant in self.extra_seeds.variants else [])
-
-    def runs(self, study: str, dataset: str, variant: str, root: Path = Path(".")) -> list[RunPaths]:
-        """The files of every run of (dataset, variant) in this study named `study`: its seeds in
-        the stage group `study`, its extra seeds in the group `study`-extra."""
-        extra = self.extra_seeds.seeds if variant in self.extra_seeds.variants else []
-        return [StagePaths(study, dataset, variant, root).run(s) for s in self.seeds] + [
-            StagePaths(study + EXTRA, dataset, variant, root).run(s) for s in extra
-        ]
 
 
 class Studies(Strict):
