@@ -138,13 +138,12 @@ def old_code():
     folder = Path(tempfile.mkdtemp(prefix="stn-old-"))
     worktree = folder / "tree"
     git = ["git", "-C", str(ROOT)]
-    try:
-        subprocess.run(
-            [*git, "worktree", "add", "--detach", str(worktree), OLD_COMMIT],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+    try:  # only its src/ checked out: the models and plots tracked beside it are not needed
+        for cmd in (
+            [*git, "worktree", "add", "--detach", "--no-checkout", str(worktree), OLD_COMMIT],
+            ["git", "-C", str(worktree), "checkout", OLD_COMMIT, "--", "src"],
+        ):
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or exc
         print(f"old code ({OLD_COMMIT}) skipped: no worktree of it could be made: {str(detail).strip()}")
@@ -173,7 +172,8 @@ def table(best: dict, peaks: dict, codes: list[str]):
     import pandas as pd
 
     rows = []
-    for family, threads, batch in dict.fromkeys(key[1:] for key in best):
+    configurations = sorted({key[1:] for key in best}, key=lambda c: (list(FAMILIES).index(c[0]), *c[1:]))
+    for family, threads, batch in configurations:
         row = {"family": family, "threads": threads, "batch": batch}
         for code in codes:
             r = best.get((code, family, threads, batch))
@@ -213,6 +213,8 @@ def main() -> None:
     from stn.params.run import load_run_params
 
     print(f"machine: {machine()}", flush=True)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: CUDA is not available here")
     train = {d: load_run_params(dataset=d, path=ROOT / "params.yaml").train_for(d) for d in ("rot", "rts")}
     cuda = args.device == "cuda"
     job = {
