@@ -189,3 +189,14 @@ def test_imports_under_type_checking_are_no_deps(tmp_path: Path) -> None:
         "if TYPE_CHECKING:\n    from stn.params.study import StudySpec\n"
     )
     assert _imported_modules(script, ROOT / "src") == {"stn.errors"}
+
+
+def test_the_lock_records_only_stages_of_the_pipeline() -> None:
+    """DVC keeps the dvc.lock entry of a stage removed from dvc.yaml: none may linger (they made
+    every DVC command parse 431 dead entries once)."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        stages = {stage.addressing for stage in repo.index.stages}
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    assert not set(lock) - stages
