@@ -11,7 +11,7 @@ the family's input shape: a few warm-up steps, then timed steps. Its FLOPs per t
 achieved GFLOP/s, shown as a share of the peak a large fp32 matrix product reaches on the same
 device and thread count in the same run.
 
-Side by side, the code as it was when the issue was filed (commit OLD_COMMIT) is measured the
+Side by side, the code of commit OLD_COMMIT (the study's training code before any speed work) is measured the
 same way: a temporary `git worktree` of it, whose `stn` package a child process imports. The
 two codes take turns, round after round, and each configuration keeps its best round, so that
 a slow spell of a shared machine costs both a round rather than one all of its turns. Without
@@ -35,7 +35,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
-OLD_COMMIT = "d0c6ff2"  # the code when the issue "Training near the hardware's limit" was filed
+OLD_COMMIT = "d0c6ff2"  # the training code the committed study was run with, before any speed work
 
 # name -> (VariantSpec fields, input side, dataset whose train params it trains with)
 FAMILIES = {
