@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check: one command of at most 8 minutes on a bare GPU machine with torch preinstalled
-# (this workplace's H200: Python 3.12, torch 2.11, numpy, pandas, scipy, scikit-learn,
+# (e.g. an H200 image with Python 3.12, torch 2.11, numpy, pandas, scipy, scikit-learn,
 # matplotlib, torchvision, networkx, pyyaml, pytest, hypothesis; no pydantic, no DVC, no network).
 #
 #   1. installs what training and the tests import and the machine lacks (pydantic and its
