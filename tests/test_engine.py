@@ -283,13 +283,19 @@ def long_training(tiny_mirror: Path, tmp_path_factory: pytest.TempPathFactory) -
     return project
 
 
-def _start_long_training(mirror: Path, tmp_path: Path) -> tuple[Path, subprocess.Popen]:
-    """A new tiny project and `stn-repro --workers 2` training it in the background (output piped)."""
+def _start_long_training(
+    mirror: Path, tmp_path: Path, shell: str | None = None
+) -> tuple[Path, subprocess.Popen]:
+    """A new tiny project and `stn-repro --workers 2` training it in the background (output piped).
+
+    shell: the $SHELL that stage commands run with (as in DVC); None keeps the caller's.
+    """
     project = make_project(tmp_path / "p", tiny_params(epochs=LONG_EPOCHS, variants=("stn-conv",)))
+    env = _env(mirror) if shell is None else {**_env(mirror), "SHELL": shell}
     engine = subprocess.Popen(
         [sys.executable, "-m", "stn.engine", "--workers", "2", TRAIN],
         cwd=project,
-        env=_env(mirror),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -323,7 +329,9 @@ def test_a_killed_worker_resumes_training_from_its_checkpoint(
 def test_ctrl_c_leaves_no_half_written_stage_and_the_next_run_resumes(
     long_training: Path, tiny_mirror: Path, tmp_path: Path
 ) -> None:
-    project, engine = _start_long_training(tiny_mirror, tmp_path)
+    # /bin/sh is what DVC runs a stage with where $SHELL is unset; on Debian it is dash, which
+    # neither execs the training nor passes SIGINT on: the engine must reach the training itself
+    project, engine = _start_long_training(tiny_mirror, tmp_path, shell="/bin/sh")
     try:
         train = _freeze_after_first_checkpoint(project)
         engine.send_signal(signal.SIGINT)

@@ -27,6 +27,7 @@ from stn.errors import StnError
 
 LOG_DIR = Path(".dvc") / "tmp" / "stn-repro"  # per-stage logs, inside DVC's own ignored tmp folder
 POLL_S = 0.5
+STOP_S = 30  # how long an interrupted stage gets to checkpoint and exit before SIGKILL
 
 
 class StageFailed(StnError):
@@ -111,13 +112,41 @@ def _run(
             return proc.wait(timeout=POLL_S)
         except subprocess.TimeoutExpired:
             if stopped():
-                proc.send_signal(signal.SIGINT)  # the stage checkpoints and exits
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                _interrupt_group(proc, wait_s=STOP_S)
                 raise KeyboardInterrupt from None
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _interrupt_group(proc: subprocess.Popen, wait_s: float) -> None:
+    """SIGINT the command's whole process group (the stage checkpoints and exits), SIGKILL it after wait_s.
+
+    The group, not only proc: a shell that does not exec a simple command (dash, /bin/sh on
+    Debian, which DVC uses when $SHELL is unset) neither passes SIGINT on nor waits for its child.
+    """
+    pgid = proc.pid  # start_new_session: the shell leads its own group
+    try:
+        os.killpg(pgid, signal.SIGINT)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _group_alive(pgid):
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def run_stage(spec: StageSpec, *upstream: object, stop_event: str | None = None) -> float:
