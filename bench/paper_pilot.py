@@ -26,7 +26,7 @@ import yaml
 from stn.models.builder import InputShape, build_model
 from stn.params.run import DatasetSpec, MnistParams, TrainParams
 from stn.training.loop import train_step
-from stn.training.optim import build_optimizer, set_epoch_lr
+from stn.training.optim import build_optimizer, set_lr
 from stn.variant import VariantSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def images_per_second(spec: VariantSpec, side: int, threads: int, steps: int, wa
     model = build_model(spec, InputShape(size=(side, side))).to(memory_format=torch.channels_last).train()
     params = TrainParams(lr=0.01, momentum=0.9, batch_size=BATCH)
     optimizer = build_optimizer(model, params)
-    set_epoch_lr(optimizer, params, 1)
+    set_lr(optimizer, params, 1)
     x = torch.randn(BATCH, 1, side, side).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (BATCH,))
     for _ in range(warmup):

@@ -1,4 +1,7 @@
-"""Stage train-GROUP@DATASET-VARIANT: every seed of one (dataset, variant), each resumable per epoch."""
+"""Stage train-STUDY@DATASET-VARIANT[-RECIPE]: every seed of one run, each resumable per epoch.
+
+GROUP is STUDY, STUDY-extra, or STUDY/RECIPE for a study that names its training recipes.
+"""
 
 import sys
 
@@ -6,7 +9,7 @@ from stn.datasets.store import load_arrays
 from stn.entry import run_main
 from stn.layout import RAW_MNIST, dataset_dir
 from stn.models.builder import save_model
-from stn.params.run import load_run_params, load_stage_seeds
+from stn.params.run import load_run_params, load_stage_seeds, split_group
 from stn.run_paths import StagePaths
 from stn.training.loop import Trainer, save_history
 from stn.training.runs import epoch_images_for, load_training_data
@@ -14,7 +17,8 @@ from stn.training.runs import epoch_images_for, load_training_data
 
 def main() -> None:
     group, dataset, variant = sys.argv[1], sys.argv[2], sys.argv[3]
-    params = load_run_params(dataset, variant)
+    recipe = split_group(group)[1]
+    params = load_run_params(dataset, variant, recipe=recipe)
     spec = params.variant(variant)
     runs = [StagePaths(group, dataset, variant).run(seed) for seed in load_stage_seeds(group)]
     meta, images, labels = load_training_data(dataset_dir(dataset))
@@ -22,7 +26,7 @@ def main() -> None:
     for paths in runs:  # one after another: each run is the same as trained on its own
         trainer = Trainer(
             spec,
-            params.train_for(dataset),
+            params.train_for(dataset, recipe),
             paths.seed,
             meta,
             images,

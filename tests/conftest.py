@@ -98,11 +98,13 @@ def tiny_params(
     distorted: tuple[str, ...] = ("rot",),
     distorted_variants: tuple[str, ...] = ("stn-conv",),
     extra_seeds: dict | None = None,
+    search: dict | None = None,
 ) -> dict:
     """The project's params.yaml, cut down to tiny data and short runs.
 
     `distorted` names datasets of params.yaml for the distorted study; every dataset holds a
     tiny validation split; by default one run of the baseline on `rot`, so that every stage exists.
+    `search`: studies.search (recipes of params.yaml's recipes section); none by default.
     """
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["mnist"] = {"train_count": N_TRAIN, "test_count": N_TEST}
@@ -125,6 +127,8 @@ def tiny_params(
         "rotation_curve": [],
         "extra_seeds": extra_seeds or {"variants": [], "seeds": []},
     }
+    # the recipe search: none unless asked for (its datasets must be among `distorted`)
+    params["studies"]["search"] = search or {"datasets": [], "variants": [], "recipes": []}
     params["evaluate"]["stn_images"] = 8
     params["evaluate"]["rotation_curve"] = {"step": 90}
     return params
@@ -139,6 +143,9 @@ def make_project(dest: Path, params: dict) -> Path:
             shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(src, dest / item)
+    for keep in ROOT.glob("*/*/*/.keep"):  # folders the benchmark stage depends on, even when empty
+        (dest / keep.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(keep, dest / keep.relative_to(ROOT))
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (dest / ".gitignore").write_text("/data/\n/checkpoints/\n")
     run = lambda *cmd: subprocess.run(cmd, cwd=dest, check=True, capture_output=True)  # noqa: E731

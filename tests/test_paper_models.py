@@ -13,7 +13,7 @@ from stn.models import paper
 from stn.models.builder import InputShape, build_model, count_parameters, load_model, save_model
 from stn.params.run import TrainParams
 from stn.training.loop import train_step
-from stn.training.optim import build_optimizer, set_epoch_lr
+from stn.training.optim import build_optimizer, set_lr
 from stn.variant import VariantSpec
 
 VARIANTS = yaml.safe_load((ROOT / "params.yaml").read_text())["variants"]
@@ -135,7 +135,7 @@ def test_ideas_rebuilt_on_the_papers_localisation_net(idea: str, side: int) -> N
     assert abs(count_parameters(model) - cnn) <= paper.MATCH_TOLERANCE * cnn
     params = TrainParams(lr=0.01, momentum=0.9)
     optimizer = build_optimizer(model, params)
-    set_epoch_lr(optimizer, params, 1)
+    set_lr(optimizer, params, 1)
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.001, 0.01])  # loc_lr_scale 0.1
     assert optimizer.param_groups[0]["params"] == list(model.stn.parameters())
     x, y = torch.randn(4, 1, side, side), torch.tensor([0, 1, 2, 3])

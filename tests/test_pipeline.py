@@ -305,3 +305,35 @@ def test_a_stage_trains_each_seed_as_if_alone(tiny_mirror: Path, tmp_path: Path)
     for path in (Path("models") / run / "s1.pt", Path("plots/train") / run / "s1.csv"):
         assert (both / path).read_bytes() == (alone / path).read_bytes(), path
     assert not list((both / "checkpoints").rglob("*.pt"))  # removed once every seed is saved
+
+
+def test_the_recipe_search_trains_each_recipe_in_its_own_stage(tiny_mirror: Path, tmp_path: Path) -> None:
+    """studies.search: one train stage per (dataset, variant, recipe), each trained with its
+    recipe (not the dataset's budget); editing one recipe reruns only its own stages."""
+    search = {"datasets": ["rot"], "variants": ["stn-conv"], "recipes": ["sgd-a", "adamw-b"], "seeds": [0]}
+    params = tiny_params(search=search)
+    params["recipes"] = {
+        "sgd-a": {"epochs": 1, "batch_size": 32, "schedule": "step", "momentum": 0.9},
+        "adamw-b": {
+            "epochs": 2,
+            "batch_size": 32,
+            "optimizer": "adamw",
+            "momentum": 0.0,
+            "lr": 0.001,
+            "schedule": "onecycle",
+        },
+    }
+    project = make_project(tmp_path / "p", params)
+    env = _env(tiny_mirror)
+    stages = {"train-search@rot-stn-conv-sgd-a", "train-search@rot-stn-conv-adamw-b"}
+    assert _ran(dvc(project, "repro", *stages, env=env).stdout) >= stages
+    for recipe, epochs in (("sgd-a", 1), ("adamw-b", 2)):
+        history = pd.read_csv(project / "plots" / "train" / "search" / recipe / "rot" / "stn-conv" / "s0.csv")
+        assert history["epoch"].tolist() == list(range(1, epochs + 1))
+        assert history["val_accuracy"].notna().all()
+        assert (project / "models" / "search" / recipe / "rot" / "stn-conv" / "s0.pt").is_file()
+    assert not (project / "metrics" / "eval" / "search").exists()  # judged on validation only
+    edited = yaml.safe_load((project / "params.yaml").read_text())
+    edited["recipes"]["sgd-a"]["lr"] = 0.02
+    (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    assert _ran(dvc(project, "repro", *stages, env=env).stdout) == {"train-search@rot-stn-conv-sgd-a"}

@@ -11,7 +11,7 @@ from stn.models.localization import SpatialTransformer
 from stn.models.tps import tps_basis
 from stn.models.transforms import TRANSFORMS, sampling_grid
 from stn.params.run import TrainParams
-from stn.training.optim import build_optimizer, lr_factor, set_epoch_lr
+from stn.training.optim import build_optimizer, lr_factor, set_lr
 from stn.variant import VariantSpec
 
 SIZES = [(28, 28), (42, 42)]
@@ -152,13 +152,13 @@ def test_localization_learning_rate_group_and_schedule() -> None:
     model = build_model(VariantSpec(loc_lr_scale=0.1))
     params = TrainParams(lr=0.02, epochs=4, schedule="cosine")
     optimizer = build_optimizer(model, params)
-    set_epoch_lr(optimizer, params, 1)
+    set_lr(optimizer, params, 1)
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.002, 0.02])
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
     assert [lr_factor(params, e) for e in (1, 3)] == pytest.approx([1.0, 0.5])
     constant = TrainParams(lr=0.01)
     single = build_optimizer(build_model(VariantSpec()), constant)
-    set_epoch_lr(single, constant, 7)
+    set_lr(single, constant, 7)
     assert len(single.param_groups) == 1 and single.param_groups[0]["lr"] == 0.01
 
 

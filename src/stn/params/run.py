@@ -20,6 +20,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from stn.datasets.distortions.registry import DISTORTIONS, DistortionSpec
@@ -50,6 +51,7 @@ def unique_seeds(seeds: list[int]) -> list[int]:
 
 Seeds = Annotated[list[StrictInt], AfterValidator(unique_seeds)]
 EXTRA = "-extra"  # stage group STUDY-extra: the study's extra seeds (studies.STUDY.extra_seeds)
+RECIPE_SEP = "/"  # stage group STUDY/RECIPE: a study's runs with one of its recipes
 
 
 class Strict(BaseModel):
@@ -61,28 +63,48 @@ class MnistParams(Strict):
     test_count: StrictInt = Field(10000, gt=0, description="images expected in the test split")
 
 
+# Learning rate over training, as a multiple of train.lr (stn.training.optim.lr_factor):
+#   constant; cosine: per epoch, decaying to 0; step: divided by 10 after each third of the
+#   epochs (the STN paper's 150k iterations with /10 every 50k, compressed to the budget);
+#   onecycle: per step, warm-up then cosine annealing (Smith & Topin 2019; torch's OneCycleLR).
+Schedule = Literal["constant", "cosine", "step", "onecycle"]
+Optimizer = Literal["sgd", "adamw"]
+
+
 class TrainParams(Strict):
     epochs: StrictInt = Field(50, gt=0)
     batch_size: StrictInt = Field(64, gt=0)
     lr: Number = Field(0.01, gt=0)
-    momentum: Number = Field(0.0, ge=0, lt=1)
-    schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="learning rate over the epochs: constant, or cosine decay to 0"
-    )
+    momentum: Number = Field(0.0, ge=0, lt=1, description="SGD's momentum (AdamW: must stay 0)")
+    schedule: Schedule = Field("constant", description="learning rate over training (see Schedule)")
     # Results depend on the thread count (reduction order), so it is a tracked param.
     threads: StrictInt = Field(1, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool = True
+    optimizer: Optimizer = Field("sgd", description="sgd, or adamw (Loshchilov & Hutter 2019)")
+    nesterov: bool = Field(False, description="Nesterov momentum (SGD with momentum > 0 only)")
+    weight_decay: Number = Field(0.0, ge=0, description="L2 (SGD) or decoupled (AdamW) weight decay")
+
+    @model_validator(mode="after")
+    def _optimizer_settings_fit(self) -> TrainParams:
+        if self.optimizer == "adamw" and self.momentum != 0:
+            raise ValueError("momentum: AdamW has no momentum setting (its betas are the defaults); give 0")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov: needs optimizer sgd with momentum > 0")
+        return self
 
 
 class TrainOverrides(Strict):
-    """A dataset's own training budget: any key given here replaces the train section's."""
+    """A dataset's own budget, or a recipe: any key given here replaces the train section's."""
 
     epochs: StrictInt | None = Field(None, gt=0)
     batch_size: StrictInt | None = Field(None, gt=0)
     lr: Number | None = Field(None, gt=0)
     momentum: Number | None = Field(None, ge=0, lt=1)
-    schedule: Literal["constant", "cosine"] | None = None
+    schedule: Schedule | None = None
+    optimizer: Optimizer | None = None
+    nesterov: bool | None = None
+    weight_decay: Number | None = Field(None, ge=0)
 
 
 class NormalizationParams(Strict):
@@ -123,8 +145,11 @@ class RunParams(Strict):
     evaluate: EvaluateParams = EvaluateParams()
     datasets: dict[str, DatasetSpec] = {}
     variants: dict[str, VariantSpec] = {}
+    recipes: dict[str, TrainOverrides] = Field(
+        {}, description="named training recipes a study can run with instead of the datasets' budgets"
+    )
 
-    @field_validator("variants", "datasets")
+    @field_validator("variants", "datasets", "recipes")
     @classmethod
     def _names(cls, entries: dict) -> dict:
         for name in entries:
@@ -142,10 +167,26 @@ class RunParams(Strict):
             raise ParamsError(f"datasets.{name}: no such dataset; defined: {', '.join(self.datasets)}")
         return self.datasets[name]
 
-    def train_for(self, dataset: str) -> TrainParams:
-        """The train section with the dataset's own overrides applied."""
-        overrides = self.dataset(dataset).train.model_dump(exclude_none=True)
-        return self.train.model_copy(update=overrides)
+    def recipe(self, name: str) -> TrainOverrides:
+        if name not in self.recipes:
+            raise ParamsError(f"recipes.{name}: no such recipe; defined: {', '.join(self.recipes) or 'none'}")
+        return self.recipes[name]
+
+    def train_for(self, dataset: str, recipe: str | None = None) -> TrainParams:
+        """The train section with the dataset's own overrides applied, or (for a study that names
+        recipes) with the recipe's instead: a recipe is one protocol for every dataset.
+
+        Raises ParamsError when the result is inconsistent (e.g. AdamW with momentum).
+        """
+        if recipe is None:
+            overrides = self.dataset(dataset).train.model_dump(exclude_none=True)
+            return self.train.model_copy(update=overrides)
+        merged = {**self.train.model_dump(), **self.recipe(recipe).model_dump(exclude_none=True)}
+        try:
+            return TrainParams.model_validate(merged)
+        except ValidationError as exc:
+            message = "; ".join(err["msg"] for err in exc.errors())
+            raise ParamsError(f"train with recipes.{recipe}: {message}") from None
 
 
 def _known_keys(loc: tuple, root: type[BaseModel]) -> list[str]:
@@ -210,9 +251,12 @@ def _entry(raw: dict, section: str, name: str, source: str) -> dict:
 
 
 def load_run_params(
-    dataset: str | None = None, variant: str | None = None, path: Path | str = "params.yaml"
+    dataset: str | None = None,
+    variant: str | None = None,
+    path: Path | str = "params.yaml",
+    recipe: str | None = None,
 ) -> RunParams:
-    """The mnist, train and evaluate sections, and the entries of `dataset` and `variant`.
+    """The mnist, train and evaluate sections, and the entries of `dataset`, `variant` and `recipe`.
 
     Only these are read and checked; the whole file is checked by the first stage (download)
     with `stn.params.study`. Raises ParamsError naming every bad key, or a dataset/variant
@@ -224,6 +268,8 @@ def load_run_params(
         picked["datasets"] = _entry(raw, "datasets", dataset, str(path))
     if variant is not None:
         picked["variants"] = _entry(raw, "variants", variant, str(path))
+    if recipe is not None:
+        picked["recipes"] = _entry(raw, "recipes", recipe, str(path))
     return validate(picked, RunParams, str(path))
 
 
@@ -231,15 +277,23 @@ class _StageSeeds(Strict):
     seeds: Seeds
 
 
+def split_group(group: str) -> tuple[str, str | None]:
+    """A stage group's study and recipe: "table1/paper-sgd" -> ("table1", "paper-sgd"); a study
+    without recipes (its runs use the datasets' budgets) has groups STUDY and STUDY-extra."""
+    study, _, recipe = group.partition(RECIPE_SEP)
+    return study, recipe or None
+
+
 def load_stage_seeds(group: str, path: Path | str = "params.yaml") -> list[int]:
-    """The seeds one train/evaluate stage runs: `studies.GROUP.seeds`, or for a group named
-    STUDY-extra, `studies.STUDY.extra_seeds.seeds`.
+    """The seeds one train/evaluate stage runs: `studies.STUDY.seeds` for a group STUDY or
+    STUDY/RECIPE, or for a group named STUDY-extra, `studies.STUDY.extra_seeds.seeds`.
 
     Reads only that list (a stage lists it as its param). Raises ParamsError when the study
     or the list is missing or not a list of distinct non-negative integers.
     """
-    study = group.removesuffix(EXTRA)
-    keys = ["studies", study, *(["extra_seeds"] if group.endswith(EXTRA) else []), "seeds"]
+    name = split_group(group)[0]
+    study, extra = name.removesuffix(EXTRA), name.endswith(EXTRA)
+    keys = ["studies", study, *(["extra_seeds"] if extra else []), "seeds"]
     node: object = read_params_file(path)
     for depth, key in enumerate(keys):
         if not isinstance(node, dict) or key not in node:

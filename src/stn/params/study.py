@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StrictInt, field_validator, model_validator
 
 from stn.datasets.distortions.registry import DistortionSpec
+from stn.errors import ParamsError
 from stn.params.run import (
     DatasetSpec,
     EvaluateParams,
@@ -34,6 +35,7 @@ __all__ = [
     "EvaluateParams",
     "MnistParams",
     "NormalizationParams",
+    "RecipeSearchSpec",
     "StudyParams",
     "StudySpec",
     "TrainParams",
@@ -83,9 +85,31 @@ class StudySpec(Strict):
         return self.seeds + (self.extra_seeds.seeds if variant in self.extra_seeds.variants else [])
 
 
+class RecipeSearchSpec(Strict):
+    """Training recipes compared on the validation split only: one run per (dataset, variant,
+    recipe, seed), trained (stage group search/RECIPE) and never evaluated on the test set."""
+
+    datasets: list[str]
+    variants: list[str]
+    recipes: list[str] = Field(description="names of params.yaml's recipes section")
+    seeds: Annotated[list[StrictInt], Field(min_length=1), AfterValidator(unique_seeds)] = [0]
+
+    @model_validator(mode="after")
+    def _all_or_nothing(self) -> RecipeSearchSpec:
+        lists = {"datasets": self.datasets, "variants": self.variants, "recipes": self.recipes}
+        if any(lists.values()) and not all(lists.values()):
+            empty = ", ".join(k for k, v in lists.items() if not v)
+            raise ValueError(f"{empty}: empty, so the search runs nothing; give all three lists, or none")
+        for key, names in lists.items():
+            if len(set(names)) != len(names):
+                raise ValueError(f"{key} must be distinct, got {names}")
+        return self
+
+
 class Studies(Strict):
     upright: StudySpec
     distorted: StudySpec
+    search: RecipeSearchSpec
 
     @field_validator("upright")
     @classmethod
@@ -124,6 +148,15 @@ class StudyParams(RunParams):
                     known = ", ".join(defined)
                     raise ValueError(f"{where}: {kind} {name!r} is not defined; defined: {known}")
 
+        for name in self.recipes:  # each recipe must make a valid train section
+            try:
+                self.train_for(next(iter(self.datasets)), name)
+            except ParamsError as exc:
+                raise ValueError(str(exc)) from None
+        search = self.studies.search
+        check("dataset", search.datasets, self.datasets, "studies.search.datasets")
+        check("variant", search.variants, self.variants, "studies.search.variants")
+        check("recipe", search.recipes, self.recipes, "studies.search.recipes")
         for study_name, study in (("upright", self.studies.upright), ("distorted", self.studies.distorted)):
             check("dataset", study.datasets, self.datasets, f"studies.{study_name}.datasets")
             check("variant", study.variants, self.variants, f"studies.{study_name}.variants")

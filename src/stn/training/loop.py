@@ -22,7 +22,7 @@ from stn.errors import DivergenceError, ParamsError
 from stn.models.builder import InputShape, STNClassifier, build_model
 from stn.params.run import TrainParams
 from stn.training.allocator import reuse_freed_memory
-from stn.training.optim import build_optimizer, set_epoch_lr
+from stn.training.optim import build_optimizer, per_step, set_lr
 from stn.variant import VariantSpec
 
 
@@ -171,14 +171,17 @@ class Trainer:
     def train_epoch(self, epoch: int) -> EpochStats:
         self.model.train()
         start = time.perf_counter()
-        set_epoch_lr(self.optimizer, self.params, epoch)
+        set_lr(self.optimizer, self.params, epoch)
         if self.epoch_images is not None:  # a fresh draw of the distortions, from (seed, epoch)
             self.x = self._resident(self.epoch_images(epoch))
         n, bs = len(self.y), self.params.batch_size
+        steps = -(-n // bs)
         perm = torch.randperm(n, generator=self.order).to(self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         for step, i in enumerate(range(0, n, bs)):
+            if per_step(self.params):
+                set_lr(self.optimizer, self.params, epoch, step, steps)
             idx = perm[i : i + bs]
             loss, hits = train_step(self.model, self.optimizer, self.x[idx], self.y[idx], epoch)
             value = loss.item()
