@@ -29,7 +29,7 @@ from stn.datasets.store import META, load_arrays, read_meta
 from stn.layout import dataset_dir
 from stn.models.builder import STNClassifier, load_model
 from stn.params.study import StudyParams, load_params
-from stn.run_paths import RunPaths, study_runs
+from stn.run_paths import RunPaths
 
 
 def pass_seconds(model: STNClassifier, images: np.ndarray, normalization: Normalization) -> float:
@@ -45,7 +45,7 @@ def runs_by_dataset(params: StudyParams) -> dict[str, tuple[list[str], Callable[
     runs: dict[str, tuple[list[str], Callable[[str], list[RunPaths]]]] = {}
     for name, study in (("upright", params.studies.upright), ("distorted", params.studies.distorted)):
         for dataset in study.datasets:
-            runs.setdefault(dataset, (list(study.variants), partial(study_runs, name, study, dataset)))
+            runs.setdefault(dataset, (list(study.variants), partial(study.runs, name, dataset)))
     return runs
 
 

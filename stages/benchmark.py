@@ -20,7 +20,6 @@ from stn.atomic import write_json, write_text
 from stn.entry import run_main
 from stn.layout import PROVENANCE
 from stn.params.study import load_params
-from stn.run_paths import study_runs
 
 FIGURES = Path("plots/benchmark")
 
@@ -37,18 +36,8 @@ def main() -> None:
     for d in study.datasets:
         save_figure(error_figure(runs, summary, d, kinds[d]), FIGURES / f"error-{d}.png")
     curves = load_rotation_curves(
-        [
-            p
-            for d in upright.rotation_curve
-            for v in upright.variants
-            for p in study_runs("upright", upright, d, v)
-        ]
-        + [
-            p
-            for d in study.rotation_curve
-            for v in study.variants
-            for p in study_runs("distorted", study, d, v)
-        ]
+        [p for d in upright.rotation_curve for v in upright.variants for p in upright.runs("upright", d, v)]
+        + [p for d in study.rotation_curve for v in study.variants for p in study.runs("distorted", d, v)]
     )
     if len(curves):
         save_figure(rotation_figure(curves), FIGURES / "rotation.png")

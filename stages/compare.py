@@ -28,7 +28,7 @@ from stn.atomic import write_json, write_text, write_with
 from stn.entry import run_main
 from stn.layout import PROVENANCE
 from stn.params.study import load_params
-from stn.run_paths import RunPaths, study_runs
+from stn.run_paths import RunPaths
 
 FIGURES = Path("plots/compare")
 
@@ -43,7 +43,7 @@ def main() -> None:
     params = load_params()
     study = params.studies.upright
     (dataset,) = study.datasets
-    paths = {v: study_runs("upright", study, dataset, v) for v in study.variants}
+    paths = {v: study.runs("upright", dataset, v) for v in study.variants}
     every_run = [p for v in study.variants for p in paths[v]]
     runs = load_runs(every_run)
     summary = summarize_variants(runs)

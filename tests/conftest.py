@@ -129,6 +129,10 @@ def tiny_params(
     }
     # the recipe search: none unless asked for (its datasets must be among `distorted`)
     params["studies"]["search"] = search or {"datasets": [], "variants": [], "recipes": []}
+    # the paper-protocol studies: none (tests that run them give their own)
+    for study in ("table1", "budget"):
+        params["studies"][study] = {"datasets": [], "variants": [], "recipes": []}
+    params["studies"]["table1"]["extra_seeds"] = {"variants": [], "seeds": []}
     params["evaluate"]["stn_images"] = 8
     params["evaluate"]["rotation_curve"] = {"step": 90}
     return params

@@ -333,7 +333,17 @@ def test_the_recipe_search_trains_each_recipe_in_its_own_stage(tiny_mirror: Path
         assert history["val_accuracy"].notna().all()
         assert (project / "models" / "search" / recipe / "rot" / "stn-conv" / "s0.pt").is_file()
     assert not (project / "metrics" / "eval" / "search").exists()  # judged on validation only
+    dvc(project, "repro", "search-report", env=env)
+    metrics = json.loads((project / "metrics" / "search.json").read_text())
+    assert set(metrics["val_error"]) == {"sgd-a", "adamw-b"} and metrics["best"] in metrics["val_error"]
+    report = (project / "reports" / "recipe-search.md").read_text()
+    assert f"Lowest mean validation error: **`{metrics['best']}`**" in report
+    view = pd.read_csv(project / "plots" / "views" / "search" / "validation.csv")
+    assert set(view["variant"]) == {"stn-conv / sgd-a", "stn-conv / adamw-b"} and len(view) == 3
     edited = yaml.safe_load((project / "params.yaml").read_text())
     edited["recipes"]["sgd-a"]["lr"] = 0.02
     (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
-    assert _ran(dvc(project, "repro", *stages, env=env).stdout) == {"train-search@rot-stn-conv-sgd-a"}
+    assert _ran(dvc(project, "repro", *stages, "search-report", env=env).stdout) == {
+        "train-search@rot-stn-conv-sgd-a",
+        "search-report",
+    }

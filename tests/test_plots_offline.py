@@ -20,6 +20,7 @@ import yaml
 from configobj import ConfigObj
 from PIL import Image
 
+from stn.analysis.recipe_search import search_view
 from stn.analysis.views import study_views, write_views
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,8 +82,9 @@ def test_template_is_built_and_safe():
 
 
 def _write_project(proj: Path) -> None:
-    """A small project: the views of a two-dataset study (from stn.analysis.views, as the report stages
-    write them), this project's top-level `plots` and templates, and a confusion plot and an image."""
+    """A small project: the views of a two-dataset study, Table 1 and the recipe search (from
+    stn.analysis.views and recipe_search, as the report stages write them), this project's
+    top-level `plots` and templates, and a confusion plot and an image."""
     rng = np.random.default_rng(0)
     histories = pd.DataFrame(
         [
@@ -127,6 +129,13 @@ def _write_project(proj: Path) -> None:
                 curves if study == "distorted" else None,
             ),
         )
+    rot = histories["dataset"] == "rot"
+    write_views(
+        proj / "plots" / "views" / "table1", study_views(summary[summary["dataset"] == "rot"], histories[rot])
+    )
+    search = histories[rot].assign(recipe=np.where(histories[rot]["seed"] == 0, "sgd", "adamw"))
+    search["val_error"] = 100 * (1 - search["val_accuracy"])
+    write_views(proj / "plots" / "views" / "search", {"validation.csv": search_view(search)})
     shutil.copytree(ROOT / ".dvc" / "plots", proj / ".dvc" / "plots")
     (proj / "plots" / "images").mkdir()
     pairs = [(i % 3, i % 3 if i % 4 else (i + 1) % 3) for i in range(30)]
@@ -203,10 +212,10 @@ def test_dvc_plots_show_renders_offline(tmp_path, chromium_bin):
     errors = re.search(r'<pre id="plot-errors">(.*?)</pre>', dom, re.DOTALL)
     assert errors is not None and errors.group(1).strip() == "", errors and errors.group(1)
 
-    png = chromium.screenshot(out / "index.html", tmp_path / "plots.png", window_size=(1200, 1600))
+    png = chromium.screenshot(out / "index.html", tmp_path / "plots.png", window_size=(1200, 3200))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(png) as shot:
-        assert shot.size == (1200, 1600)
+        assert shot.size == (1200, 3200)
         rgb = np.asarray(shot.convert("RGB"), dtype=np.int16)
     line = int((np.abs(rgb - np.array(VARIANT_COLOR)) <= 40).all(axis=-1).sum())
     assert line > 100, f"only {line} pixels of the first variant's colour: the canvas was not painted"

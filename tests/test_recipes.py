@@ -6,19 +6,21 @@ import copy
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
 from conftest import N_TEST, N_TRAIN, ROOT
 from reference import TUTORIAL_NORMALIZATION
 
+from stn.analysis.recipe_search import best_recipe, final_errors, load_search, search_report, search_runs
 from stn.datasets.mnist import prepare_mnist
 from stn.datasets.prepare import prepare_dataset
 from stn.datasets.store import load_arrays, read_meta
-from stn.errors import ParamsError
+from stn.errors import ParamsError, StnError
 from stn.models.builder import build_model
-from stn.params.run import TrainParams, load_run_params, load_stage_seeds, split_group
-from stn.params.study import parse_params
+from stn.params.run import TrainOverrides, TrainParams, load_run_params, load_stage_seeds, split_group
+from stn.params.study import RecipeSearchSpec, parse_params
 from stn.training.loop import Trainer
 from stn.training.optim import build_optimizer, lr_factor, set_lr
 from stn.variant import VariantSpec
@@ -123,7 +125,7 @@ def test_a_recipe_that_makes_an_invalid_train_section_is_refused() -> None:
     [
         ({"recipes": ["nope"]}, r"studies.search.recipes: recipe 'nope' is not defined"),
         ({"variants": ["paper-nope"]}, r"studies.search.variants: variant 'paper-nope' is not defined"),
-        ({"recipes": []}, r"studies.search: .*recipes: empty, so the search runs nothing"),
+        ({"recipes": []}, r"studies.search: .*recipes: empty, so the study runs nothing"),
         ({"seeds": []}, r"studies.search.seeds: List should have at least 1 item"),
         ({"datasets": ["rot", "rot"]}, r"datasets must be distinct"),
     ],
@@ -179,3 +181,76 @@ def test_onecycle_run_resumes_to_the_same_result(tiny_mirror: Path, tmp_path: Pa
     for a, b in zip(second.model.state_dict().values(), whole.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert np.isfinite(whole.history[-1].loss)
+
+
+def test_the_search_report_ranks_recipes_by_their_last_validation_error(tmp_path: Path) -> None:
+    study = RecipeSearchSpec(
+        datasets=["rot", "rts"], variants=["paper-cnn"], recipes=["a", "b"], seeds=[0, 1]
+    )
+    final = {("a", "rot"): 0.97, ("a", "rts"): 0.90, ("b", "rot"): 0.95, ("b", "rts"): 0.96}
+    with pytest.raises(StnError, match="missing; run dvc repro to train rot/paper-cnn-s0"):
+        load_search(study, tmp_path)
+    for recipe in study.recipes:
+        for paths in search_runs(study, recipe, tmp_path):
+            paths.history.parent.mkdir(parents=True, exist_ok=True)
+            last = final[(recipe, paths.dataset)] + 0.01 * paths.seed  # seeds 0, 1: mean + 0.005
+            history = {
+                "epoch": [1, 2],
+                "loss": [1.0, 0.5],
+                "accuracy": [0.5, 0.9],
+                "val_accuracy": [0.5, last],
+            }
+            pd.DataFrame(history).to_csv(paths.history, index=False)
+    assert paths.history == tmp_path / "plots/train/search/b/rts/paper-cnn/s1.csv"
+    histories = load_search(study, tmp_path)
+    table = final_errors(histories)
+    assert table.loc["a", "rts paper-cnn"] == pytest.approx(100 * (1 - 0.905))
+    assert table["mean"].to_dict() == pytest.approx({"a": 100 * (1 - 0.94), "b": 100 * (1 - 0.96)})
+    assert best_recipe(table) == "b"
+    recipes = {"a": TrainOverrides(lr=0.1), "b": TrainOverrides(optimizer="adamw", lr=0.003)}
+    report = search_report(study, recipes, TrainParams().model_dump(), histories, "Data: tiny.")
+    assert "Lowest mean validation error: **`b`**" in report and "| adamw" in report
+
+
+TABLE1 = {
+    "datasets": ["rot"],
+    "variants": ["paper-cnn", "paper-st-affine"],
+    "recipes": ["sgd-lr0_01-e9"],
+    "seeds": [0, 1],
+    "baseline": "paper-st-affine",
+    "extra_seeds": {"variants": [], "seeds": []},
+}
+
+
+@pytest.mark.parametrize(
+    ("table1", "message"),
+    [
+        (
+            {"baseline": "paper-cnn-aug"},
+            r"studies.table1: .*baseline: 'paper-cnn-aug' is not among the study's",
+        ),
+        (
+            {"extra_seeds": {"variants": ["paper-cnn"], "seeds": [3]}},
+            r"extra_seeds: the baseline 'paper-st-affine' must be among its variants",
+        ),
+        ({"extra_seeds": {"variants": ["paper-st-affine"], "seeds": [1]}}, r"seeds \[1\] are already"),
+        (
+            {"variants": ["paper-cnn-aug", "paper-st-affine"], "datasets": ["mnist"]},
+            r"re-draws the distortion",
+        ),
+    ],
+)
+def test_bad_paper_protocol_studies_are_refused(table1: dict, message: str) -> None:
+    params = copy.deepcopy(DEFAULT)
+    params["studies"]["table1"] = {**TABLE1, **table1}
+    with pytest.raises(ParamsError, match=message):
+        parse_params(params)
+
+
+def test_a_paper_protocol_study_states_its_extra_seeds() -> None:
+    params = copy.deepcopy(DEFAULT)
+    params["studies"]["table1"] = dict(TABLE1)
+    assert parse_params(params).studies.table1.baseline == "paper-st-affine"
+    del params["studies"]["table1"]["extra_seeds"]
+    with pytest.raises(ParamsError, match=r"studies.table1: .*extra_seeds: required"):
+        parse_params(params)

@@ -5,12 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from stn.params.run import EXTRA
-
-if TYPE_CHECKING:
-    from stn.params.study import StudySpec
 
 CHECKPOINT_DIR = Path("checkpoints")  # outside DVC outputs: survives a rerun, removed on success
 
@@ -116,14 +110,3 @@ class RunPaths:
     @property
     def images(self) -> Path:
         return self.stage.images / self._stem
-
-
-def study_runs(
-    name: str, study: StudySpec, dataset: str, variant: str, root: Path = Path(".")
-) -> list[RunPaths]:
-    """The files of every run of (dataset, variant) in the study called `name`: its seeds in the
-    stage group `name`, its extra seeds (studies.NAME.extra_seeds) in the group NAME-extra."""
-    extra = study.extra_seeds.seeds if variant in study.extra_seeds.variants else []
-    return [StagePaths(name, dataset, variant, root).run(s) for s in study.seeds] + [
-        StagePaths(name + EXTRA, dataset, variant, root).run(s) for s in extra
-    ]

@@ -26,7 +26,7 @@ from stn.analysis.stats import (
     with_holm,
 )
 from stn.params.study import StudySpec
-from stn.run_paths import RunPaths, study_runs
+from stn.run_paths import RunPaths
 
 # Jaderberg et al. 2015, Table 1: test error (%) on distorted MNIST, keyed by distortion.
 PAPER_TABLE1 = {
@@ -41,9 +41,7 @@ PAPER_ITERATIONS, PAPER_BATCH = 150_000, 256  # its training budget
 def load_study(name: str, study: StudySpec, root: Path = Path(".")) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The runs of the study called `name` (one row per run: test accuracy, loss, ...) and their
     training histories (one row per epoch), every variant with its own seeds (extra seeds included)."""
-    runs = [
-        paths for d in study.datasets for v in study.variants for paths in study_runs(name, study, d, v, root)
-    ]
+    runs = [paths for d in study.datasets for v in study.variants for paths in study.runs(name, d, v, root)]
     return load_runs(runs), load_histories(runs)
 
 

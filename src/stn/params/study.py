@@ -14,6 +14,8 @@ from pydantic import AfterValidator, Field, StrictInt, field_validator, model_va
 from stn.datasets.distortions.registry import DistortionSpec
 from stn.errors import ParamsError
 from stn.params.run import (
+    EXTRA,
+    RECIPE_SEP,
     DatasetSpec,
     EvaluateParams,
     MnistParams,
@@ -26,6 +28,7 @@ from stn.params.run import (
     validate,
 )
 from stn.params.source import read_params_file
+from stn.run_paths import RunPaths, StagePaths
 from stn.variant import VariantSpec
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "MnistParams",
     "NormalizationParams",
     "RecipeSearchSpec",
+    "RecipeStudySpec",
     "StudyParams",
     "StudySpec",
     "TrainParams",
@@ -59,6 +63,14 @@ class ExtraSeeds(Strict):
             raise ValueError(f"variants must be distinct, got {self.variants}")
         return self
 
+    def check_fits(self, variants: list[str], seeds: list[int]) -> None:
+        """Raises ValueError unless every variant is among the study's and no seed is already one."""
+        for variant in self.variants:
+            if variant not in variants:
+                raise ValueError(f"extra_seeds: variant {variant!r} is not among the study's variants")
+        if overlap := sorted(set(self.seeds) & set(seeds)):
+            raise ValueError(f"extra_seeds: seeds {overlap} are already the study's seeds")
+
 
 class StudySpec(Strict):
     """Which variants run on which datasets, with which seeds: one run per combination."""
@@ -73,16 +85,17 @@ class StudySpec(Strict):
 
     @model_validator(mode="after")
     def _extra_seeds_fit(self) -> StudySpec:
-        for variant in self.extra_seeds.variants:
-            if variant not in self.variants:
-                raise ValueError(f"extra_seeds: variant {variant!r} is not among the study's variants")
-        if overlap := sorted(set(self.extra_seeds.seeds) & set(self.seeds)):
-            raise ValueError(f"extra_seeds: seeds {overlap} are already the study's seeds")
+        self.extra_seeds.check_fits(self.variants, self.seeds)
         return self
 
     def seeds_for(self, variant: str) -> list[int]:
         """The seeds `variant` runs with: the study's, and its extra seeds if it has them."""
         return self.seeds + (self.extra_seeds.seeds if variant in self.extra_seeds.variants else [])
+
+    def runs(self, name: str, dataset: str, variant: str, root: Path = Path(".")) -> list[RunPaths]:
+        """The files of every run of (dataset, variant) in this study, called `name`: its seeds
+        in the stage group NAME, its extra seeds in the group NAME-extra."""
+        return _runs(name, "", self.seeds, self.extra_seeds, dataset, variant, root)
 
 
 class RecipeSearchSpec(Strict):
@@ -99,17 +112,56 @@ class RecipeSearchSpec(Strict):
         lists = {"datasets": self.datasets, "variants": self.variants, "recipes": self.recipes}
         if any(lists.values()) and not all(lists.values()):
             empty = ", ".join(k for k, v in lists.items() if not v)
-            raise ValueError(f"{empty}: empty, so the search runs nothing; give all three lists, or none")
+            raise ValueError(f"{empty}: empty, so the study runs nothing; give all three lists, or none")
         for key, names in lists.items():
             if len(set(names)) != len(names):
                 raise ValueError(f"{key} must be distinct, got {names}")
         return self
 
 
+def _runs(
+    name: str, suffix: str, seeds: list[int], extra: ExtraSeeds, dataset: str, variant: str, root: Path
+) -> list[RunPaths]:
+    more = extra.seeds if variant in extra.variants else []
+    return [StagePaths(name + suffix, dataset, variant, root).run(s) for s in seeds] + [
+        StagePaths(name + EXTRA + suffix, dataset, variant, root).run(s) for s in more
+    ]
+
+
+class RecipeStudySpec(RecipeSearchSpec):
+    """A study of the paper's protocol: one run per (dataset, variant, recipe, seed), trained and
+    evaluated on the test set (stage groups NAME/RECIPE, and NAME-extra/RECIPE for extra seeds);
+    every comparison is paired by seed with `baseline`."""
+
+    seeds: Annotated[list[StrictInt], Field(min_length=1), AfterValidator(unique_seeds)] = [0, 1, 2]
+    extra_seeds: ExtraSeeds = ExtraSeeds(variants=[], seeds=[])
+    baseline: str | None = Field(None, description="the variant every other one is compared with")
+
+    @model_validator(mode="after")
+    def _extra_seeds_and_baseline_fit(self) -> RecipeStudySpec:
+        self.extra_seeds.check_fits(self.variants, self.seeds)
+        if self.variants and self.baseline not in self.variants:
+            raise ValueError(f"baseline: {self.baseline!r} is not among the study's variants {self.variants}")
+        if self.extra_seeds.variants and self.baseline not in self.extra_seeds.variants:
+            raise ValueError(
+                f"extra_seeds: the baseline {self.baseline!r} must be among its variants (pairing)"
+            )
+        return self
+
+    def runs(
+        self, name: str, dataset: str, variant: str, recipe: str, root: Path = Path(".")
+    ) -> list[RunPaths]:
+        """The files of every run of (dataset, variant) with `recipe` in this study, called
+        `name`: its seeds in the stage group NAME/RECIPE, extra seeds in NAME-extra/RECIPE."""
+        return _runs(name, RECIPE_SEP + recipe, self.seeds, self.extra_seeds, dataset, variant, root)
+
+
 class Studies(Strict):
     upright: StudySpec
     distorted: StudySpec
     search: RecipeSearchSpec
+    table1: RecipeStudySpec
+    budget: RecipeStudySpec
 
     @field_validator("upright")
     @classmethod
@@ -120,9 +172,9 @@ class Studies(Strict):
             raise ValueError("extra_seeds: only the distorted study has them; give every variant the seeds")
         return study
 
-    @field_validator("distorted")
+    @field_validator("distorted", "table1")
     @classmethod
-    def _extra_seeds_stated(cls, study: StudySpec) -> StudySpec:
+    def _extra_seeds_stated(cls, study: StudySpec | RecipeStudySpec) -> StudySpec | RecipeStudySpec:
         if "extra_seeds" not in study.model_fields_set:  # dvc.yaml's extra-seed stages read it
             raise ValueError("extra_seeds: required (variants: [], seeds: [] for none)")
         return study
@@ -153,10 +205,11 @@ class StudyParams(RunParams):
                 self.train_for(next(iter(self.datasets)), name)
             except ParamsError as exc:
                 raise ValueError(str(exc)) from None
-        search = self.studies.search
-        check("dataset", search.datasets, self.datasets, "studies.search.datasets")
-        check("variant", search.variants, self.variants, "studies.search.variants")
-        check("recipe", search.recipes, self.recipes, "studies.search.recipes")
+        for name in ("search", "table1", "budget"):
+            recipe_study = getattr(self.studies, name)
+            check("dataset", recipe_study.datasets, self.datasets, f"studies.{name}.datasets")
+            check("variant", recipe_study.variants, self.variants, f"studies.{name}.variants")
+            check("recipe", recipe_study.recipes, self.recipes, f"studies.{name}.recipes")
         for study_name, study in (("upright", self.studies.upright), ("distorted", self.studies.distorted)):
             check("dataset", study.datasets, self.datasets, f"studies.{study_name}.datasets")
             check("variant", study.variants, self.variants, f"studies.{study_name}.variants")
@@ -176,6 +229,8 @@ class StudyParams(RunParams):
                     f"studies.{study_name}.extra_seeds: compare.baseline {self.compare.baseline!r} must be "
                     "among its variants: comparisons are paired by seed with it"
                 )
+        for study_name in ("upright", "distorted", "search", "table1", "budget"):
+            study = getattr(self.studies, study_name)
             for variant in study.variants:
                 for dataset in study.datasets:
                     if self.variants[variant].augment and self.datasets[dataset].distortion is None:

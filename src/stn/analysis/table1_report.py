@@ -1,0 +1,144 @@
+"""reports/table1.md: the STN paper's Table 1 at its protocol, on our budget, in words and tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from stn.analysis.benchmark import PAPER_BATCH, PAPER_ITERATIONS, comparisons_table, error_table
+from stn.analysis.table1 import RECHECKS, paper_share, ranking_changes, ranking_table, reached, recheck_table
+from stn.params.run import RECIPE_SEP
+
+
+def _count(hits: pd.DataFrame, model: str) -> str:
+    rows = hits[hits["model"] == model]
+    names = ", ".join(rows.loc[rows["reached"], "dataset"]) or "none"
+    return f"{int(rows['reached'].sum())} of {len(rows)} datasets ({names})"
+
+
+def _recipe_text(train) -> str:
+    optimizer = "AdamW" if train.optimizer == "adamw" else "SGD"
+    extras = [f"lr {train.lr}", f"batch {train.batch_size}", f"schedule `{train.schedule}`"]
+    if train.optimizer == "sgd":
+        extras.append(f"momentum {train.momentum}" + (" (Nesterov)" if train.nesterov else ""))
+    extras.append(f"weight decay {train.weight_decay}")
+    return f"{optimizer}, " + ", ".join(extras)
+
+
+def _grids(summary: pd.DataFrame, params, recipe: str) -> str:
+    """The STN output grid of the ST model with the lowest mean test error, per dataset."""
+    study = params.studies.table1
+    lines = [
+        "| dataset | model (lowest mean test error among the ST-CNNs) | transformer output, seed "
+        f"{study.seeds[0]} |",
+        "| --- | --- | --- |",
+    ]
+    for dataset in study.datasets:
+        rows = summary[
+            (summary["dataset"] == dataset) & summary["variant"].map(lambda v: params.variant(v).stn)
+        ]
+        if rows.empty:
+            continue
+        best = rows.sort_values("accuracy_mean", ascending=False, kind="stable").iloc[0]["variant"]
+        image = f"../plots/images/table1{RECIPE_SEP}{recipe}/{dataset}/{best}/s{study.seeds[0]}/stn.png"
+        lines.append(f"| {dataset} | `{best}` | ![{dataset} {best}]({image}) |")
+    return "\n".join(lines)
+
+
+def table1_report(
+    params,
+    recipe: str,
+    summary: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    tutorial_comparisons: pd.DataFrame,
+    budget: pd.DataFrame | None,
+    kinds: dict[str, str],
+    data: str,
+) -> str:
+    """The report. `summary`, `comparisons`: Table 1's runs (benchmark.summarize, compare_all,
+    against studies.table1.baseline); `tutorial_comparisons`: the distorted study's, against
+    compare.baseline; `budget`: table1.budget_frame of the budget curve, None without one;
+    `data`: which MNIST produced the numbers (stats.data_note)."""
+    study = params.studies.table1
+    datasets = study.datasets
+    train = params.train_for(datasets[0], recipe)
+    images = params.mnist.train_count - params.dataset(datasets[0]).validation
+    share = paper_share(train.epochs, images)
+    hits = reached(summary, kinds)
+    baseline = study.baseline
+    seeds = ", ".join(map(str, study.seeds))
+    extra = study.extra_seeds
+    extra_text = (
+        f", and seeds {', '.join(map(str, extra.seeds))} for {', '.join(f'`{v}`' for v in extra.variants)}"
+        if extra.variants
+        else ""
+    )
+    figures = "\n".join(f"![test error on {d}](../plots/table1/error-{d}.png)" for d in datasets)
+    if budget is None or budget.empty:
+        budget_section = "No budget curve was run (`studies.budget` is empty)."
+    else:
+        changed = ranking_changes(budget)
+        verdict = (
+            f"The ranking of the variants changes with the budget on {', '.join(changed)}."
+            if changed
+            else "The ranking of the variants is the same at every budget."
+        )
+        budget_section = f"""The same recipe with fewer epochs (`studies.budget`), beside Table 1's runs;
+the paper's CNN and ST-CNN (affine) errors are the horizontal lines.
+
+![test error against the training budget](../plots/table1/budget.png)
+
+{ranking_table(budget)}
+
+{verdict} Where the curves still fall at the largest budget, the gap to the paper is at
+least partly a matter of budget."""
+    rechecked = ", ".join(f"`{a}` -> `{b}`" for a, b in RECHECKS.items())
+    return f"""# Table 1 of the STN paper at its protocol, on our budget
+
+Can the paper's own models (Jaderberg et al. 2015, appendix A: a CNN and ST-CNNs with about as
+many parameters) reach its Table 1 when trained with {train.epochs} epochs, {100 * share:.1f}% of the
+images the paper's models saw ({PAPER_ITERATIONS:,} iterations of batch {PAPER_BATCH})?
+
+**Headline.** Our CNN reaches the paper's CNN error on {_count(hits, "CNN")}; our ST-CNN (affine)
+reaches the paper's ST-CNN (affine) error on {_count(hits, "ST-CNN affine")}.
+
+{data}
+
+## Protocol
+
+- Models: `stn.models.paper`, one per row below ({len(datasets)} datasets x {len(study.variants)}
+  variants, seeds {seeds}{extra_text}).
+- Recipe `{recipe}` for every dataset and variant: {_recipe_text(train)}, {train.epochs} epochs of
+  {images:,} training images. It was chosen on the validation split (reports/recipe-search.md);
+  the test set is evaluated once per run, for the numbers below.
+- Comparisons: each variant against `{baseline}` on the same dataset, paired by seed; paired
+  t-test Holm-corrected over the whole table, McNemar's exact test per seed.
+
+## Table 1
+
+Test error % (mean ± sd over seeds, 95% t-interval), and the paper's numbers (single runs as
+published; the paper reports no spread).
+
+{error_table(summary, datasets, kinds)}
+
+{figures}
+
+## Against the ST-CNN (affine)
+
+{comparisons_table(comparisons)}
+
+## The tutorial budget's verdicts, re-checked
+
+The distorted benchmark (reports/benchmark.md) compared ideas with the conventional STN on the
+PyTorch tutorial's small networks for 10 epochs. Here each is re-tested by its counterpart on the
+paper's networks ({rechecked}), against the ST-CNN (affine).
+
+{recheck_table(tutorial_comparisons, comparisons, datasets)}
+
+## Budget curve
+
+{budget_section}
+
+## What the transformers do
+
+{_grids(summary, params, recipe)}
+"""
