@@ -10,13 +10,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from conftest import dvc, make_project, tiny_params
 
-from stn.engine import execute, gpu_resources, plan
-from stn.stage_task import StageSpec, remove_outs
+from stn.engine import _stop, execute, gpu_resources, plan
+from stn.stage_task import StageSpec, log_path, remove_outs
 
 OUTPUTS = ("models", "metrics", "plots", "reports")
 DEADLINE_S = 180
@@ -133,6 +134,25 @@ def test_remove_outs_keeps_everything_else(tmp_path: Path) -> None:
     remove_outs(spec)  # nothing left to remove: no error
     assert not (tmp_path / "out" / "images").exists()
     assert (tmp_path / "out" / "m.json").exists() and (tmp_path / "checkpoints" / "c.pt").exists()
+
+
+def test_ctrl_c_keeps_the_outputs_of_stages_that_never_started(tmp_path: Path) -> None:
+    """A stage queued on a worker when Ctrl-C comes never ran: its outputs (those dvc.lock
+    records) stay; a stage that started and is unaccounted for loses its half-written ones."""
+    specs = []
+    for name in ("queued", "started"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "m.json").write_text("{}")
+        specs.append(StageSpec(name, str(tmp_path), str(tmp_path), ("true",), (str(tmp_path / name),)))
+    since = time.time()
+    log = log_path(specs[1])
+    log.parent.mkdir(parents=True)
+    log.write_text("started\n")
+    os.utime(log, (since + 1, since + 1))  # opened after the run began, whatever the clock's grain
+    lost = lambda: SimpleNamespace(status="lost", key=None, exception=lambda timeout=0: None)  # noqa: E731
+    stop = SimpleNamespace(set=lambda: None, client=None)
+    _stop(stop, {"queued": lost(), "started": lost()}, specs, since)
+    assert (tmp_path / "queued" / "m.json").is_file() and not (tmp_path / "started").exists()
 
 
 # -- the tiny study ------------------------------------------------------------------------
