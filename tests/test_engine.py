@@ -17,7 +17,7 @@ import yaml
 from conftest import dvc, make_project, tiny_params
 
 from stn.engine import _stop, execute, gpu_resources, plan
-from stn.stage_task import StageSpec, log_path, remove_outs
+from stn.stage_task import StageSpec, _run, log_path, remove_outs
 
 OUTPUTS = ("models", "metrics", "plots", "reports")
 DEADLINE_S = 180
@@ -153,6 +153,19 @@ def test_ctrl_c_keeps_the_outputs_of_stages_that_never_started(tmp_path: Path) -
     stop = SimpleNamespace(set=lambda: None, client=None)
     _stop(stop, {"queued": lost(), "started": lost()}, specs, since)
     assert (tmp_path / "queued" / "m.json").is_file() and not (tmp_path / "started").exists()
+
+
+def test_a_stage_answers_sigint_even_when_the_engine_ignores_it(tmp_path: Path) -> None:
+    """`nohup stn-repro &` ignores SIGINT, and children inherit that; a stage's command must not,
+    or the engine's SIGINT (stop at a checkpoint) would do nothing until its SIGKILL."""
+    check = f"{sys.executable} -c 'import signal; print(signal.getsignal(signal.SIGINT))'"
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with (tmp_path / "log").open("w") as log:
+            assert _run(check, str(tmp_path), log, lambda: False, shell=True) == 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "default_int_handler" in (tmp_path / "log").read_text()
 
 
 # -- the tiny study ------------------------------------------------------------------------

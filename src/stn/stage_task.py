@@ -49,7 +49,10 @@ class StageSpec:
     outs: tuple[str, ...] = field(default=())  # absolute paths; removed before the run, as DVC does
 
 
-def _die_with_parent() -> None:
+def _prepare_child() -> None:
+    # An engine started in the background (`nohup stn-repro ... &`) ignores SIGINT, and a child
+    # would inherit that: the stage must still stop (checkpointed) on the SIGINT the engine sends.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     # Linux: the stage gets SIGKILL when the worker thread that started it dies, so a killed
     # worker never leaves a stage writing beside the retry Dask schedules elsewhere.
     try:
@@ -103,7 +106,7 @@ def _run(
         # itself (not only its shell) dies with the worker
         executable=(os.environ.get("SHELL") or "/bin/sh") if shell else None,
         start_new_session=True,  # a terminal's Ctrl-C reaches the engine, which stops stages itself
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        preexec_fn=_prepare_child if sys.platform == "linux" else None,
     )
     if pidfile is not None:
         pidfile.write_text(f"{socket.gethostname()} {proc.pid}\n")
