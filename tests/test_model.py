@@ -122,6 +122,8 @@ def test_every_variant_takes_a_larger_canvas(name: str) -> None:
     x = torch.randn(3, 1, 42, 42)
     assert model(x).shape == (3, 10)
     side = spec.output_size[0] if spec.stn and spec.output_size else 42
+    if spec.stn and spec.architecture == "paper":
+        side //= 2  # the paper's RTS model average-pools the transformer's 42x42 output
     assert model.transform(x).shape == (3, 1, side, side)
 
 
@@ -230,7 +232,9 @@ TUTORIAL_VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize(
+    "name", sorted(v for v, spec in VARIANTS.items() if spec.get("architecture", "tutorial") == "tutorial")
+)
 def test_tutorial_variants_build_as_before(name: str) -> None:
     """The paper's architecture left every existing variant's parameters and initialisation alone."""
     expected, magnitude = TUTORIAL_VARIANTS[name]
