@@ -173,3 +173,18 @@ def dvc(
     if check and result.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def interrupt_fit(trainer, at_epoch: int) -> None:
+    """Run `trainer.fit()` as if Ctrl-C came at the start of epoch `at_epoch` (1-based): the
+    epochs before it finish and are checkpointed, then KeyboardInterrupt propagates."""
+    real_epoch = trainer.train_epoch
+
+    def interrupted_epoch(epoch: int):
+        if epoch == at_epoch:
+            raise KeyboardInterrupt
+        return real_epoch(epoch)
+
+    trainer.train_epoch = interrupted_epoch
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import interrupt_fit
 
 from stn.datasets.normalization import Normalization
 from stn.datasets.store import DatasetMeta
@@ -107,16 +108,7 @@ def test_checkpoint_from_cuda_resumes_on_cpu(tmp_path: Path, monkeypatch: pytest
         TrainParams(epochs=2, momentum=0.9),
     )
     first = Trainer(spec, params, 0, *data, checkpoint=checkpoint, log=QUIET)
-    real_epoch = first.train_epoch
-
-    def interrupted_epoch(epoch: int):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real_epoch(epoch)
-
-    first.train_epoch = interrupted_epoch
-    with pytest.raises(KeyboardInterrupt):
-        first.fit()
+    interrupt_fit(first, at_epoch=2)
     assert first.device.type == "cuda" and checkpoint.is_file() and len(first.history) == 1
     save_model(first.model, tmp_path / "model.pt")
 

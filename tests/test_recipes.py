@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import N_TEST, N_TRAIN, ROOT
+from conftest import N_TEST, N_TRAIN, ROOT, interrupt_fit
 from reference import TUTORIAL_NORMALIZATION
 
 from stn.analysis.recipe_search import best_recipe, final_errors, load_search, search_report, search_runs
@@ -165,16 +165,7 @@ def test_onecycle_run_resumes_to_the_same_result(tiny_mirror: Path, tmp_path: Pa
     whole.fit()
     checkpoint = tmp_path / "ck.pt"
     first = Trainer(spec, params, 1, *data, checkpoint=checkpoint, log=QUIET)
-    real_epoch = first.train_epoch
-
-    def interrupted(epoch: int):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real_epoch(epoch)
-
-    first.train_epoch = interrupted
-    with pytest.raises(KeyboardInterrupt):
-        first.fit()
+    interrupt_fit(first, at_epoch=2)
     second = Trainer(spec, params, 1, *data, checkpoint=checkpoint, log=QUIET)
     second.fit()
     assert [h.loss for h in second.history] == [h.loss for h in whole.history]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import N_TEST, N_TRAIN
+from conftest import N_TEST, N_TRAIN, interrupt_fit
 from reference import (
     TUTORIAL_NORMALIZATION,
     reference_step,
@@ -126,16 +126,7 @@ def test_interrupted_run_resumes_to_the_same_result(train_data, tmp_path: Path) 
     uninterrupted = _fit(train_data, epochs=3)
     checkpoint = tmp_path / "ck" / "run.pt"
     first = Trainer(SPEC, TrainParams(epochs=3), 3, *train_data, checkpoint=checkpoint, log=QUIET)
-    real_epoch = first.train_epoch
-
-    def interrupted_epoch(epoch: int):
-        if epoch == 3:
-            raise KeyboardInterrupt
-        return real_epoch(epoch)
-
-    first.train_epoch = interrupted_epoch
-    with pytest.raises(KeyboardInterrupt):
-        first.fit()
+    interrupt_fit(first, at_epoch=3)
     assert checkpoint.is_file() and len(first.history) == 2
     logs: list[str] = []
     second = Trainer(SPEC, TrainParams(epochs=3), 3, *train_data, checkpoint=checkpoint, log=logs.append)
