@@ -211,6 +211,7 @@ TABLE1 = {
     "baseline": "paper-st-affine",
     "extra_seeds": {"variants": [], "seeds": []},
 }
+NO_BUDGET = {"datasets": [], "variants": [], "recipes": []}  # the default budget curve extends Table 1's
 
 
 @pytest.mark.parametrize(
@@ -225,15 +226,14 @@ TABLE1 = {
             r"extra_seeds: the baseline 'paper-st-affine' must be among its variants",
         ),
         ({"extra_seeds": {"variants": ["paper-st-affine"], "seeds": [1]}}, r"seeds \[1\] are already"),
-        (
-            {"variants": ["paper-cnn-aug", "paper-st-affine"], "datasets": ["mnist"]},
-            r"re-draws the distortion",
-        ),
+        ({"datasets": ["mnist"]}, r"studies.table1.datasets: 'mnist' has no distortion"),
+        ({"recipes": ["sgd-lr0_01-e9", "adamw-lr0_01-e9"]}, r"Table 1 uses one recipe for every run"),
     ],
 )
 def test_bad_paper_protocol_studies_are_refused(table1: dict, message: str) -> None:
     params = copy.deepcopy(DEFAULT)
     params["studies"]["table1"] = {**TABLE1, **table1}
+    params["studies"]["budget"] = NO_BUDGET
     with pytest.raises(ParamsError, match=message):
         parse_params(params)
 
@@ -241,7 +241,38 @@ def test_bad_paper_protocol_studies_are_refused(table1: dict, message: str) -> N
 def test_a_paper_protocol_study_states_its_extra_seeds() -> None:
     params = copy.deepcopy(DEFAULT)
     params["studies"]["table1"] = dict(TABLE1)
+    params["studies"]["budget"] = NO_BUDGET
     assert parse_params(params).studies.table1.baseline == "paper-st-affine"
     del params["studies"]["table1"]["extra_seeds"]
     with pytest.raises(ParamsError, match=r"studies.table1: .*extra_seeds: required"):
+        parse_params(params)
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        (
+            {"recipes": ["sgd-lr0_01-e9"]},
+            r"'sgd-lr0_01-e9' differs from Table 1's recipe .* in more than its epochs",
+        ),
+        ({"recipes": ["adamw-lr0_01-e27"]}, r"trains 27 epochs, as 'adamw-lr0_01-e27' does"),
+        ({"variants": ["paper-st-affine", "stn-conv"]}, r"studies.budget.variants: \['stn-conv'\] not among"),
+        ({"extra_seeds": {"variants": ["paper-st-affine"], "seeds": [7]}}, r"the budget curve has none"),
+    ],
+)
+def test_a_budget_curve_is_table1s_recipe_with_other_epochs(budget: dict, message: str) -> None:
+    params = copy.deepcopy(DEFAULT)
+    params["studies"]["budget"].update(budget)
+    with pytest.raises(ParamsError, match=message):
+        parse_params(params)
+    params["studies"]["table1"] = {**TABLE1, "datasets": [], "variants": [], "recipes": []}
+    params["studies"]["budget"] = copy.deepcopy(DEFAULT["studies"]["budget"])
+    with pytest.raises(ParamsError, match=r"extends Table 1, which is empty"):
+        parse_params(params)
+
+
+def test_the_search_needs_a_validation_split() -> None:
+    params = copy.deepcopy(DEFAULT)
+    params["datasets"]["rot"]["validation"] = 0
+    with pytest.raises(ParamsError, match=r"studies.search.datasets: 'rot' has no validation split"):
         parse_params(params)

@@ -17,22 +17,45 @@ from stn.analysis.table1 import (
     ranking_table,
     reached,
     short_verdict,
+    still_falling,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _summary(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"dataset": d, "variant": v, "accuracy_mean": 1 - e / 100} for d, v, e in rows])
+def _summary(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
+    """(dataset, variant, mean error %, half-width of its 95% interval in pp)."""
+    return pd.DataFrame(
+        [
+            {
+                "dataset": d,
+                "variant": v,
+                "accuracy_mean": 1 - e / 100,
+                "ci95_low": 1 - (e + h) / 100,
+                "ci95_high": 1 - (e - h) / 100,
+            }
+            for d, v, e, h in rows
+        ]
+    )
 
 
 def test_reached_compares_each_paper_row_with_the_paper() -> None:
-    summary = _summary([("rot", "paper-cnn", 1.1), ("rts", "paper-cnn", 0.9), ("rot", "paper-st-loclr", 0.1)])
-    hits = reached(summary, {"rot": "rot", "rts": "rts"})
-    assert hits.to_dict("records") == [
-        {"model": "CNN", "dataset": "rot", "ours": pytest.approx(1.1), "paper": 1.2, "reached": True},
-        {"model": "CNN", "dataset": "rts", "ours": pytest.approx(0.9), "paper": 0.8, "reached": False},
-    ]  # paper-st-loclr is no row of the paper's table
+    summary = _summary(
+        [
+            ("rot", "paper-cnn", 1.1, 0.05),  # paper 1.2: reached, interval wholly below
+            ("rts", "paper-cnn", 0.84, 0.2),  # paper 0.8: rounds to 0.8, reached; interval overlaps
+            ("proj", "paper-cnn", 1.9, 0.1),  # paper 1.5: not reached, interval wholly above
+            ("rot", "paper-st-loclr", 0.1, 0.1),  # no row of the paper's table
+        ]
+    )
+    hits = reached(summary, {"rot": "rot", "rts": "rts", "proj": "proj"})
+    assert hits[["dataset", "paper", "reached", "interval"]].to_dict("records") == [
+        {"dataset": "rot", "paper": 1.2, "reached": True, "interval": "below"},
+        {"dataset": "rts", "paper": 0.8, "reached": True, "interval": "overlaps"},
+        {"dataset": "proj", "paper": 1.5, "reached": False, "interval": "above"},
+    ]
+    assert hits["ours"].tolist() == pytest.approx([1.1, 0.84, 1.9])
+    assert hits["ours_low"].tolist() == pytest.approx([1.05, 0.64, 1.8])
 
 
 def test_paper_share_of_the_papers_budget() -> None:
@@ -73,6 +96,19 @@ def test_budget_ranking_and_whether_it_changes() -> None:
     table = ranking_table(frame)
     assert "| rot | 3 | `b` 4.25% < `a` 5.50% |" in table and "| rot | 9 | `a` 2.10% < `b` 3.05% |" in table
     assert ranking_changes(frame[frame["epochs"] == 9]) == []
+    # a variant trained at one budget only does not make the ranking "change"
+    extra = budget_frame(
+        {3: runs({"a": [5, 6], "b": [4, 4.5]}), 9: runs({"a": [6, 6.2], "b": [3, 3.1], "c": [1, 1]})}
+    )
+    assert ranking_changes(extra) == []
+    falling = still_falling(frame).set_index("variant")
+    assert falling.loc["a", ["from_epochs", "to_epochs", "falls"]].tolist() == [3, 9, True]
+    assert falling.loc["b", "falls"] and not still_falling(extra).set_index("variant").loc["a", "falls"]
+    tight = budget_frame(
+        {3: runs({"a": [5, 5.2, 5.1], "b": [4, 4.5, 3.5]}), 9: runs({"a": [2, 2.1, 2], "b": [3.5, 3, 4]})}
+    )
+    clearly = still_falling(tight).set_index("variant")["clearly"]
+    assert clearly["a"] and not clearly["b"]  # b falls by 0.5 pp with a spread of 0.5 pp: seed noise
 
 
 def test_table1_and_the_budget_curve_run_as_a_pipeline(tiny_mirror: Path, tmp_path: Path) -> None:
@@ -110,7 +146,10 @@ def test_table1_and_the_budget_curve_run_as_a_pipeline(tiny_mirror: Path, tmp_pa
     assert sorted(p.name for p in (models / "paper-cnn").iterdir()) == ["s0.pt", "s1.pt"]
     assert (project / "models" / "table1-extra" / "tiny-e2" / "rot" / "paper-st-affine" / "s2.pt").is_file()
     report = (project / "reports" / "table1.md").read_text()
-    assert "**Headline.** Our CNN reaches the paper's CNN error on 0 of 1 datasets (none)" in report
+    headline = report.split("**Headline.** ", 1)[1].split("\n\n", 1)[0].replace("\n", " ")
+    assert headline.startswith("Our CNN's mean test error, rounded to 0.1 as the paper's are, is at or below")
+    assert "paper's CNN error on 0 of 1 datasets (none); our 95% interval lies wholly below" in headline
+    assert "No recipe search was run for it" in report and "still falling?" in report
     assert "| paper-st-affine | 3 |" in report and "| *paper: ST-CNN affine* | — | 0.7 |" in report
     assert "| rot | 1 | " in report and "| rot | 2 | " in report  # the budget ranking at 1 and 2 epochs
     assert "| rot | paper-cnn − paper-st-affine | 2 |" in report  # paired on the 2 seeds both have

@@ -17,6 +17,7 @@ from stn.analysis.stats import load_histories
 from stn.params.run import RECIPE_SEP, TrainOverrides
 from stn.params.study import RecipeSearchSpec
 from stn.run_paths import RunPaths, StagePaths
+from stn.training.optim import ONECYCLE_END_DIV, ONECYCLE_START_DIV, ONECYCLE_WARMUP
 
 SEARCH = "search"  # the study's name: its stage groups are search/RECIPE
 RECIPE_KEYS = ["optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "epochs", "batch_size"]
@@ -94,6 +95,11 @@ def search_report(
     table = final_errors(histories)
     best = best_recipe(table)
     seeds = ", ".join(str(s) for s in study.seeds)
+    noise = (
+        "With one seed per cell, differences of a few tenths of a point are within seed noise;"
+        if len(study.seeds) == 1
+        else f"Each cell is the mean of {len(study.seeds)} seeds;"
+    )
     return f"""# Recipe search for the paper's models (validation split only)
 
 Which training recipe should the STN paper's models be trained with on our budget? Each recipe
@@ -107,8 +113,9 @@ training images, held out) after its last epoch. No run here is evaluated on the
 
 Keys not given by a recipe come from the `train` section of `params.yaml`. `step`: the learning
 rate is divided by 10 after each third of the epochs (the paper's schedule, compressed);
-`onecycle`: warm-up over the first 30% of the steps from lr/25, then cosine annealing to
-lr/250000 (PyTorch's `OneCycleLR`).
+`onecycle`: warm-up over the first {ONECYCLE_WARMUP:.0%} of the steps from lr/{ONECYCLE_START_DIV:g},
+then cosine annealing to lr/{ONECYCLE_START_DIV * ONECYCLE_END_DIV:g} (PyTorch's `OneCycleLR` with
+`cycle_momentum=False`: the learning rate only; AdamW's betas stay at their defaults).
 
 {_recipes_table({r: recipes[r] for r in study.recipes}, train)}
 
@@ -118,7 +125,7 @@ Mean over the seeds; `mean` averages the datasets and variants.
 
 {table.to_markdown(floatfmt=".2f")}
 
-Lowest mean validation error: **`{best}`**. With one seed per cell, differences of a few tenths
-of a point are within seed noise; the choice rests on the mean over every dataset and variant.
+Lowest mean validation error: **`{best}`**. {noise} the choice rests on the mean over every
+dataset and variant.
 Validation error per epoch: `dvc plots show plots/views/search/validation.csv`.
 """

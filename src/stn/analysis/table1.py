@@ -65,8 +65,11 @@ def paper_share(epochs: int, train_images: int) -> float:
 
 
 def reached(summary: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
-    """For each of our paper rows and dataset: our mean test error (%), the paper's, and whether
-    ours is at or below it. Rows only where both exist."""
+    """For each of our paper rows and dataset: our mean test error (%) with its 95% t-interval,
+    the paper's, `reached` (our mean, rounded to 0.1 as the paper's numbers are, is at or below
+    it) and `interval`: "below", "above" or "overlaps" (where the paper's number lies against
+    our interval). Rows only where both exist."""
+    columns = ["model", "dataset", "ours", "ours_low", "ours_high", "paper", "reached", "interval"]
     rows = []
     for _, r in summary.iterrows():
         model = PAPER_ROWS.get(r["variant"])
@@ -74,10 +77,21 @@ def reached(summary: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
         if model is None or kind not in PAPER_TABLE1[model]:
             continue
         ours, paper = 100 * (1 - r["accuracy_mean"]), PAPER_TABLE1[model][kind]
+        low, high = 100 * (1 - r["ci95_high"]), 100 * (1 - r["ci95_low"])
+        interval = "below" if high < paper else "above" if low > paper else "overlaps"
         rows.append(
-            {"model": model, "dataset": r["dataset"], "ours": ours, "paper": paper, "reached": ours <= paper}
+            {
+                "model": model,
+                "dataset": r["dataset"],
+                "ours": ours,
+                "ours_low": low,
+                "ours_high": high,
+                "paper": paper,
+                "reached": round(ours, 1) <= paper,
+                "interval": interval,
+            }
         )
-    return pd.DataFrame(rows, columns=["model", "dataset", "ours", "paper", "reached"])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def short_verdict(row: pd.Series) -> str:
@@ -182,14 +196,42 @@ def ranking_table(frame: pd.DataFrame) -> str:
 
 
 def ranking_changes(frame: pd.DataFrame) -> list[str]:
-    """The datasets on which the order of the variants differs between budgets."""
+    """The datasets on which the order of the mean test errors of the variants present at every
+    budget differs between budgets (whether beyond seed noise or not)."""
     changed = []
     for dataset in dict.fromkeys(frame["dataset"]):
         on = frame[frame["dataset"] == dataset]
+        budgets = on["epochs"].unique()
+        counts = on.groupby("variant")["epochs"].nunique()
+        on = on[on["variant"].isin(counts[counts == len(budgets)].index)]
         orders = {
-            tuple(on[on["epochs"] == e].sort_values("error", kind="stable")["variant"])
-            for e in on["epochs"].unique()
+            tuple(on[on["epochs"] == e].sort_values("error", kind="stable")["variant"]) for e in budgets
         }
         if len(orders) > 1:
             changed.append(dataset)
     return changed
+
+
+def still_falling(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, variant): mean test error (%) at the two largest budgets, and whether it
+    falls between them at all (`falls`) or `clearly` (the two 95% t-intervals do not overlap: a
+    conservative test, as the runs of two budgets are not paired)."""
+    rows = []
+    for (dataset, variant), on in frame.groupby(["dataset", "variant"], sort=False):
+        on = on.sort_values("epochs")
+        if len(on) < 2:
+            continue
+        before, last = on.iloc[-2], on.iloc[-1]
+        rows.append(
+            {
+                "dataset": dataset,
+                "variant": variant,
+                "from_epochs": int(before["epochs"]),
+                "to_epochs": int(last["epochs"]),
+                "from_error": before["error"],
+                "to_error": last["error"],
+                "falls": last["error"] < before["error"],
+                "clearly": last["error_high"] < before["error_low"],
+            }
+        )
+    return pd.DataFrame(rows)

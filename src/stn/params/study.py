@@ -172,6 +172,20 @@ class Studies(Strict):
             raise ValueError("extra_seeds: only the distorted study has them; give every variant the seeds")
         return study
 
+    @field_validator("budget")
+    @classmethod
+    def _no_budget_extra_seeds(cls, study: RecipeStudySpec) -> RecipeStudySpec:
+        if study.extra_seeds.variants:  # dvc.yaml has no extra-seed stages for it
+            raise ValueError("extra_seeds: the budget curve has none; give every variant the seeds")
+        return study
+
+    @field_validator("table1")
+    @classmethod
+    def _one_table1_recipe(cls, study: RecipeStudySpec) -> RecipeStudySpec:
+        if len(study.recipes) > 1:
+            raise ValueError(f"recipes: Table 1 uses one recipe for every run, got {study.recipes}")
+        return study
+
     @field_validator("distorted", "table1")
     @classmethod
     def _extra_seeds_stated(cls, study: StudySpec | RecipeStudySpec) -> StudySpec | RecipeStudySpec:
@@ -229,6 +243,7 @@ class StudyParams(RunParams):
                     f"studies.{study_name}.extra_seeds: compare.baseline {self.compare.baseline!r} must be "
                     "among its variants: comparisons are paired by seed with it"
                 )
+        self._search_and_table1_fit()
         for study_name in ("upright", "distorted", "search", "table1", "budget"):
             study = getattr(self.studies, study_name)
             for variant in study.variants:
@@ -239,6 +254,45 @@ class StudyParams(RunParams):
                             f"(augment: true) but dataset {dataset!r} has none"
                         )
         return self
+
+    def _search_and_table1_fit(self) -> None:
+        """The search needs validation splits; Table 1 distorted datasets (its columns); the budget
+        curve is Table 1's recipe with other epochs, on some of its datasets and variants."""
+        for dataset in self.studies.search.datasets:
+            if self.datasets[dataset].validation == 0:
+                raise ValueError(
+                    f"studies.search.datasets: {dataset!r} has no validation split (datasets.{dataset}"
+                    ".validation: 0), and the search judges recipes by validation error only"
+                )
+        table1, budget = self.studies.table1, self.studies.budget
+        for dataset in table1.datasets:
+            if self.datasets[dataset].distortion is None:
+                raise ValueError(
+                    f"studies.table1.datasets: {dataset!r} has no distortion; Table 1's columns are "
+                    "the paper's distorted MNIST datasets"
+                )
+        if not budget.recipes:
+            return
+        if not table1.recipes:
+            raise ValueError("studies.budget: the budget curve extends Table 1, which is empty")
+        for key in ("datasets", "variants"):
+            if extra := [n for n in getattr(budget, key) if n not in getattr(table1, key)]:
+                raise ValueError(f"studies.budget.{key}: {extra} not among studies.table1.{key}")
+        anchor = self.train_for(table1.datasets[0], table1.recipes[0])
+        epochs = {anchor.epochs: table1.recipes[0]}
+        for recipe in budget.recipes:
+            train = self.train_for(table1.datasets[0], recipe)
+            if train.model_copy(update={"epochs": anchor.epochs}) != anchor:
+                raise ValueError(
+                    f"studies.budget.recipes: {recipe!r} differs from Table 1's recipe "
+                    f"{table1.recipes[0]!r} in more than its epochs"
+                )
+            if train.epochs in epochs:
+                raise ValueError(
+                    f"studies.budget.recipes: {recipe!r} trains {train.epochs} epochs, as "
+                    f"{epochs[train.epochs]!r} does; each budget needs its own number of epochs"
+                )
+            epochs[train.epochs] = recipe
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> StudyParams:
