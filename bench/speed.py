@@ -11,8 +11,9 @@ the family's input shape: a few warm-up steps, then timed steps. Its FLOPs per t
 achieved GFLOP/s, shown as a share of the peak a large fp32 matrix product reaches on the same
 device and thread count in the same run.
 
-Side by side, the code of commit OLD_COMMIT (the study's training code before any speed work) is measured the
-same way: a temporary `git worktree` of it, whose `stn` package a child process imports. The
+Side by side, the code of commit OLD_COMMIT (the study's training code before any speed work;
+`--old COMMIT` for another) is measured the same way: a temporary `git worktree` of it, whose
+`stn` package a child process imports. The
 two codes take turns, round after round, and each configuration keeps its best round, so that
 a slow spell of a shared machine costs both a round rather than one all of its turns. Without
 git or that commit the old code is skipped with a message.
@@ -133,20 +134,20 @@ def worker(job: dict) -> None:
 
 # -- the parent process: the codes take turns, best round per configuration -----------------------
 @contextmanager
-def old_code():
-    """The src folder of a temporary worktree of OLD_COMMIT, or None (with the reason printed)."""
+def old_code(commit: str):
+    """The src folder of a temporary worktree of `commit`, or None (with the reason printed)."""
     folder = Path(tempfile.mkdtemp(prefix="stn-old-"))
     worktree = folder / "tree"
     git = ["git", "-C", str(ROOT)]
     try:  # only its src/ checked out: the models and plots tracked beside it are not needed
         for cmd in (
-            [*git, "worktree", "add", "--detach", "--no-checkout", str(worktree), OLD_COMMIT],
-            ["git", "-C", str(worktree), "checkout", OLD_COMMIT, "--", "src"],
+            [*git, "worktree", "add", "--detach", "--no-checkout", str(worktree), commit],
+            ["git", "-C", str(worktree), "checkout", commit, "--", "src"],
         ):
             subprocess.run(cmd, check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or exc
-        print(f"old code ({OLD_COMMIT}) skipped: no worktree of it could be made: {str(detail).strip()}")
+        print(f"old code ({commit}) skipped: no worktree of it could be made: {str(detail).strip()}")
         shutil.rmtree(folder, ignore_errors=True)
         yield None
         return
@@ -198,7 +199,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", help="default: params.yaml's and 256")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--no-old", action="store_true", help=f"measure this code only, not {OLD_COMMIT}")
+    parser.add_argument("--no-old", action="store_true", help="measure this code only, no old code")
+    parser.add_argument(
+        "--old",
+        default=OLD_COMMIT,
+        help=f"the commit to compare with (default {OLD_COMMIT}, before any speed work)",
+    )
     parser.add_argument(
         "--worker", action="store_true", help=argparse.SUPPRESS
     )  # a child process: one round of one code
@@ -239,7 +245,7 @@ def main() -> None:
     best: dict[tuple, dict] = {}  # (code, family, threads, batch) -> the round with most images/s
     peaks: dict[int, float] = {}  # threads -> best fp32 GFLOP/s of any round
     skipped: dict[tuple, str] = {}  # (code, family) -> why
-    with old_code() if not args.no_old else _none() as old_src:
+    with old_code(args.old) if not args.no_old else _none() as old_src:
         codes = {"new": ROOT / "src"} | ({"old": old_src} if old_src is not None else {})
         for round_ in range(1, rounds + 1):
             order = list(codes) if round_ % 2 else list(reversed(codes))  # who goes first alternates
@@ -268,6 +274,7 @@ def main() -> None:
             f"fp32 peak, {threads} thread(s): {peak:.1f} GFLOP/s "
             f"({job['matmul_n']}^3 matrix product, best round)"
         )
+    print(f"old code: {args.old}" if "old" in codes else "old code: none")
     print(table(best, peaks, list(codes)).to_markdown(index=False))
 
 
