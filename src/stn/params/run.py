@@ -64,9 +64,10 @@ class MnistParams(Strict):
 
 
 # Learning rate over training, as a multiple of train.lr (stn.training.optim.lr_factor):
-#   constant; cosine: per epoch, decaying to 0; step: divided by 10 after each third of the
-#   epochs (the STN paper's 150k iterations with /10 every 50k, compressed to the budget);
-#   onecycle: per step, warm-up then cosine annealing (Smith & Topin 2019; torch's OneCycleLR).
+#   constant; cosine: per epoch, half a cosine from 1 towards 0 (the last epoch's factor is still
+#   above 0); step: divided by 10 after each third of the epochs (the STN paper's 150k
+#   iterations with /10 every 50k, compressed to the budget); onecycle: per step, warm-up then
+#   cosine annealing (Smith & Topin 2019; torch's OneCycleLR with cycle_momentum=False).
 Schedule = Literal["constant", "cosine", "step", "onecycle"]
 Optimizer = Literal["sgd", "adamw"]
 
@@ -157,6 +158,24 @@ class RunParams(Strict):
                 raise ValueError(f"name {name!r} must be lower-case letters, digits, '-' or '_'")
         return entries
 
+    @model_validator(mode="after")
+    def _train_sections_fit(self) -> RunParams:
+        # every dataset's budget and every recipe must make a consistent train section
+        for dataset in self.datasets:
+            self._merged(self.datasets[dataset].train, f"datasets.{dataset}.train", ValueError)
+        for recipe in self.recipes:
+            self._merged(self.recipes[recipe], f"recipes.{recipe}", ValueError)
+        return self
+
+    def _merged(self, overrides: TrainOverrides, where: str, error: type[Exception]) -> TrainParams:
+        try:
+            return TrainParams.model_validate(
+                {**self.train.model_dump(), **overrides.model_dump(exclude_none=True)}
+            )
+        except ValidationError as exc:
+            message = "; ".join(err["msg"].removeprefix("Value error, ") for err in exc.errors())
+            raise error(f"train with {where}: {message}") from None
+
     def variant(self, name: str) -> VariantSpec:
         if name not in self.variants:
             raise ParamsError(f"variants.{name}: no such variant; defined: {', '.join(self.variants)}")
@@ -179,14 +198,8 @@ class RunParams(Strict):
         Raises ParamsError when the result is inconsistent (e.g. AdamW with momentum).
         """
         if recipe is None:
-            overrides = self.dataset(dataset).train.model_dump(exclude_none=True)
-            return self.train.model_copy(update=overrides)
-        merged = {**self.train.model_dump(), **self.recipe(recipe).model_dump(exclude_none=True)}
-        try:
-            return TrainParams.model_validate(merged)
-        except ValidationError as exc:
-            message = "; ".join(err["msg"] for err in exc.errors())
-            raise ParamsError(f"train with recipes.{recipe}: {message}") from None
+            return self._merged(self.dataset(dataset).train, f"datasets.{dataset}.train", ParamsError)
+        return self._merged(self.recipe(recipe), f"recipes.{recipe}", ParamsError)
 
 
 def _known_keys(loc: tuple, root: type[BaseModel]) -> list[str]:

@@ -36,7 +36,8 @@ def build_optimizer(model: STNClassifier, params: TrainParams) -> torch.optim.Op
     )
 
 
-# onecycle: torch.optim.lr_scheduler.OneCycleLR's defaults (cosine annealing both ways)
+# onecycle: torch.optim.lr_scheduler.OneCycleLR's defaults (cosine annealing both ways) for the
+# learning rate only, as with cycle_momentum=False: AdamW's betas stay fixed.
 ONECYCLE_WARMUP = 0.3  # pct_start: share of the steps spent warming up
 ONECYCLE_START_DIV = 25.0  # div_factor: the first step's lr is lr / 25
 ONECYCLE_END_DIV = 1e4  # final_div_factor: the last step's lr is lr / 25 / 1e4
