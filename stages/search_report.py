@@ -33,7 +33,7 @@ def main() -> None:
     note = data_note(json.loads(PROVENANCE.read_text()))
     write_text(
         "reports/recipe-search.md",
-        search_report(study, params.recipes, params.train.model_dump(), histories, note),
+        search_report(study, params.recipes, histories, note),
     )
     print(table.round(2).to_string())
 

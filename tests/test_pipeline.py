@@ -318,16 +318,11 @@ def test_the_recipe_search_trains_each_recipe_in_its_own_stage(tiny_mirror: Path
     search = {"datasets": ["rot"], "variants": ["stn-conv"], "recipes": ["sgd-a", "adamw-b"], "seeds": [0]}
     params = tiny_params(search=search)
     params["recipes"] = {
-        "sgd-a": {"epochs": 1, "batch_size": 32, "schedule": "step", "momentum": 0.9},
-        "adamw-b": {
-            "epochs": 2,
-            "batch_size": 32,
-            "optimizer": "adamw",
-            "momentum": 0.0,
-            "lr": 0.001,
-            "schedule": "onecycle",
-        },
+        "sgd-a": {"epochs": 1, "batch_size": 32, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9},
+        "adamw-b": {"epochs": 2, "batch_size": 32, "optimizer": "adamw", "lr": 0.001, "momentum": 0.0},
     }
+    params["recipes"]["sgd-a"].update(schedule="step", nesterov=False, weight_decay=0.0)
+    params["recipes"]["adamw-b"].update(schedule="onecycle", nesterov=False, weight_decay=0.01)
     project = make_project(tmp_path / "p", params)
     env = _env(tiny_mirror)
     stages = {"train-search@rot-stn-conv-sgd-a", "train-search@rot-stn-conv-adamw-b"}
@@ -346,6 +341,9 @@ def test_the_recipe_search_trains_each_recipe_in_its_own_stage(tiny_mirror: Path
     view = pd.read_csv(project / "plots" / "views" / "search" / "validation.csv")
     assert set(view["variant"]) == {"stn-conv / sgd-a", "stn-conv / adamw-b"} and len(view) == 3
     edited = yaml.safe_load((project / "params.yaml").read_text())
+    edited["train"]["lr"] = 0.5  # the tutorial's settings: no recipe run reads them
+    (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    assert "up to date" in dvc(project, "status", *stages, "search-report").stdout
     edited["recipes"]["sgd-a"]["lr"] = 0.02
     (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
     assert _ran(dvc(project, "repro", *stages, "search-report", env=env).stdout) == {

@@ -114,9 +114,31 @@ def test_a_recipe_replaces_the_datasets_budget(tmp_path: Path) -> None:
 
 
 def test_a_recipe_that_makes_an_invalid_train_section_is_refused() -> None:
-    bad = _params_with(recipes__sgd_bad={"optimizer": "adamw"}, train__momentum=0.5)
-    bad["recipes"]["sgd-bad"] = bad["recipes"].pop("sgd_bad")
-    with pytest.raises(ParamsError, match=r"train with recipes.sgd-bad: .*AdamW has no momentum setting"):
+    bad = copy.deepcopy(DEFAULT)
+    bad["recipes"]["adamw-lr0_01-e9"]["momentum"] = 0.5
+    with pytest.raises(
+        ParamsError, match=r"train with recipes.adamw-lr0_01-e9: .*AdamW has no momentum setting"
+    ):
+        parse_params(bad)
+
+
+def test_a_recipe_states_every_training_setting() -> None:
+    """A recipe's runs read no key of the train section but the machine's, as their stages declare."""
+    bad = copy.deepcopy(DEFAULT)
+    del bad["recipes"]["sgd-lr0_01-e9"]["weight_decay"]
+    with pytest.raises(
+        ParamsError, match=r"recipes.sgd-lr0_01-e9: a recipe states every .*missing: weight_decay"
+    ):
+        parse_params(bad)
+
+
+def test_a_datasets_own_train_settings_are_checked_like_a_recipes() -> None:
+    bad = copy.deepcopy(DEFAULT)
+    bad["datasets"]["rot"]["train"]["optimizer"] = "adamw"  # with rot's momentum 0.9
+    with pytest.raises(ParamsError, match=r"train with datasets.rot.train: .*AdamW has no momentum setting"):
+        parse_params(bad)
+    bad["datasets"]["rot"]["train"].update(optimizer="sgd", momentum=0.0, nesterov=True)
+    with pytest.raises(ParamsError, match=r"nesterov: needs optimizer sgd with momentum > 0"):
         parse_params(bad)
 
 
@@ -198,9 +220,13 @@ def test_the_search_report_ranks_recipes_by_their_last_validation_error(tmp_path
     assert table.loc["a", "rts paper-cnn"] == pytest.approx(100 * (1 - 0.905))
     assert table["mean"].to_dict() == pytest.approx({"a": 100 * (1 - 0.94), "b": 100 * (1 - 0.96)})
     assert best_recipe(table) == "b"
-    recipes = {"a": TrainOverrides(lr=0.1), "b": TrainOverrides(optimizer="adamw", lr=0.003)}
-    report = search_report(study, recipes, TrainParams().model_dump(), histories, "Data: tiny.")
+    recipes = {
+        name: TrainOverrides(**DEFAULT["recipes"][name]) for name in ("sgd-lr0_1-e9", "adamw-lr0_003-e9")
+    }
+    recipes = {"a": recipes["sgd-lr0_1-e9"], "b": recipes["adamw-lr0_003-e9"]}
+    report = search_report(study, recipes, histories, "Data: tiny.")
     assert "Lowest mean validation error: **`b`**" in report and "| adamw" in report
+    assert "| a        | sgd" in report and "nan" not in report  # every setting from the recipe
 
 
 TABLE1 = {

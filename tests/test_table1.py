@@ -114,6 +114,7 @@ def test_budget_ranking_and_whether_it_changes() -> None:
 def test_table1_and_the_budget_curve_run_as_a_pipeline(tiny_mirror: Path, tmp_path: Path) -> None:
     params = tiny_params()
     adamw = {"batch_size": 64, "optimizer": "adamw", "momentum": 0.0, "lr": 0.003, "schedule": "onecycle"}
+    adamw.update(nesterov=False, weight_decay=0.01)
     params["recipes"] = {"tiny-e2": {"epochs": 2, **adamw}, "tiny-e1": {"epochs": 1, **adamw}}
     variants = ["paper-cnn", "paper-st-affine"]
     params["studies"]["table1"] = {

@@ -77,8 +77,8 @@ def search_view(histories: pd.DataFrame | None) -> pd.DataFrame:
     return out[columns]
 
 
-def _recipes_table(recipes: dict[str, TrainOverrides], train: dict) -> str:
-    rows = {name: {**train, **spec.model_dump(exclude_none=True)} for name, spec in recipes.items()}
+def _recipes_table(recipes: dict[str, TrainOverrides]) -> str:
+    rows = {name: spec.model_dump() for name, spec in recipes.items()}
     frame = pd.DataFrame.from_dict(rows, orient="index")[RECIPE_KEYS].rename_axis("recipe")
     return frame.to_markdown()
 
@@ -86,11 +86,10 @@ def _recipes_table(recipes: dict[str, TrainOverrides], train: dict) -> str:
 def search_report(
     study: RecipeSearchSpec,
     recipes: dict[str, TrainOverrides],
-    train: dict,
     histories: pd.DataFrame,
     data: str,
 ) -> str:
-    """reports/recipe-search.md. `train`: the train section (what a recipe does not set);
+    """reports/recipe-search.md. `recipes`: params.yaml's (each states every setting);
     `data`: which MNIST produced the numbers (stats.data_note)."""
     table = final_errors(histories)
     best = best_recipe(table)
@@ -111,13 +110,13 @@ training images, held out) after its last epoch. No run here is evaluated on the
 
 ## The recipes
 
-Keys not given by a recipe come from the `train` section of `params.yaml`. `step`: the learning
-rate is divided by 10 after each third of the epochs (the paper's schedule, compressed);
+`step`: the learning rate is divided by 10 after each third of the epochs (the paper's schedule,
+compressed);
 `onecycle`: warm-up over the first {ONECYCLE_WARMUP:.0%} of the steps from lr/{ONECYCLE_START_DIV:g},
 then cosine annealing to lr/{ONECYCLE_START_DIV * ONECYCLE_END_DIV:g} (PyTorch's `OneCycleLR` with
 `cycle_momentum=False`: the learning rate only; AdamW's betas stay at their defaults).
 
-{_recipes_table({r: recipes[r] for r in study.recipes}, train)}
+{_recipes_table({r: recipes[r] for r in study.recipes})}
 
 ## Validation error (%) after the last epoch
 

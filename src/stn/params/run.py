@@ -163,8 +163,14 @@ class RunParams(Strict):
         # every dataset's budget and every recipe must make a consistent train section
         for dataset in self.datasets:
             self._merged(self.datasets[dataset].train, f"datasets.{dataset}.train", ValueError)
-        for recipe in self.recipes:
-            self._merged(self.recipes[recipe], f"recipes.{recipe}", ValueError)
+        for recipe, spec in self.recipes.items():
+            # A recipe states the whole protocol: its runs then read no key of the train section
+            # but the machine's (threads, device, channels_last), as their stages declare.
+            if missing := [k for k in TrainOverrides.model_fields if k not in spec.model_fields_set]:
+                raise ValueError(
+                    f"recipes.{recipe}: a recipe states every training setting; missing: {', '.join(missing)}"
+                )
+            self._merged(spec, f"recipes.{recipe}", ValueError)
         return self
 
     def _merged(self, overrides: TrainOverrides, where: str, error: type[Exception]) -> TrainParams:

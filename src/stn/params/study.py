@@ -12,7 +12,6 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StrictInt, field_validator, model_validator
 
 from stn.datasets.distortions.registry import DistortionSpec
-from stn.errors import ParamsError
 from stn.params.run import (
     EXTRA,
     RECIPE_SEP,
@@ -214,11 +213,6 @@ class StudyParams(RunParams):
                     known = ", ".join(defined)
                     raise ValueError(f"{where}: {kind} {name!r} is not defined; defined: {known}")
 
-        for name in self.recipes:  # each recipe must make a valid train section
-            try:
-                self.train_for(next(iter(self.datasets)), name)
-            except ParamsError as exc:
-                raise ValueError(str(exc)) from None
         for name in ("search", "table1", "budget"):
             recipe_study = getattr(self.studies, name)
             check("dataset", recipe_study.datasets, self.datasets, f"studies.{name}.datasets")
