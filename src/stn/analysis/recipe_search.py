@@ -110,11 +110,11 @@ training images, held out) after its last epoch. No run here is evaluated on the
 
 ## The recipes
 
-`step`: the learning rate is divided by 10 after each third of the epochs (the paper's schedule,
-compressed);
-`onecycle`: warm-up over the first {ONECYCLE_WARMUP:.0%} of the steps from lr/{ONECYCLE_START_DIV:g},
-then cosine annealing to lr/{ONECYCLE_START_DIV * ONECYCLE_END_DIV:g} (PyTorch's `OneCycleLR` with
-`cycle_momentum=False`: the learning rate only; AdamW's betas stay at their defaults).
+Each recipe states every training setting. `step`: the learning rate is divided by 10 after
+each third of the epochs (the paper's schedule, compressed). `onecycle`: warm-up over the first
+{ONECYCLE_WARMUP:.0%} of the steps from lr/{ONECYCLE_START_DIV:g}, then cosine annealing to \
+lr/{ONECYCLE_START_DIV * ONECYCLE_END_DIV:g} (PyTorch's `OneCycleLR` with `cycle_momentum=False`: the
+learning rate only; AdamW's betas stay at their defaults).
 
 {_recipes_table({r: recipes[r] for r in study.recipes})}
 
@@ -124,7 +124,7 @@ Mean over the seeds; `mean` averages the datasets and variants.
 
 {table.to_markdown(floatfmt=".2f")}
 
-Lowest mean validation error: **`{best}`**. {noise} the choice rests on the mean over every
-dataset and variant.
+Lowest mean validation error: **`{best}`**.
+{noise} the choice rests on the mean over every dataset and variant.
 Validation error per epoch: `dvc plots show plots/views/search/validation.csv`.
 """
