@@ -17,7 +17,7 @@ import yaml
 from conftest import dvc, make_project, tiny_params
 
 from stn.engine import _stop, execute, gpu_resources, plan
-from stn.stage_task import StageSpec, _run, log_path, remove_outs
+from stn.stage_task import RUN_MARK, StageSpec, _run, log_path, remove_outs, started
 
 OUTPUTS = ("models", "metrics", "plots", "reports")
 DEADLINE_S = 180
@@ -144,14 +144,13 @@ def test_ctrl_c_keeps_the_outputs_of_stages_that_never_started(tmp_path: Path) -
         (tmp_path / name).mkdir()
         (tmp_path / name / "m.json").write_text("{}")
         specs.append(StageSpec(name, str(tmp_path), str(tmp_path), ("true",), (str(tmp_path / name),)))
-    since = time.time()
-    log = log_path(specs[1])
-    log.parent.mkdir(parents=True)
-    log.write_text("started\n")
-    os.utime(log, (since + 1, since + 1))  # opened after the run began, whatever the clock's grain
+    log_path(specs[0]).parent.mkdir(parents=True)
+    log_path(specs[0]).write_text(f"{RUN_MARK}an-earlier-run\n")  # a log of an earlier run
+    log_path(specs[1]).write_text(f"{RUN_MARK}this-run\nepoch 1/9 ...\n")
+    assert started(specs[1], "this-run") and not started(specs[0], "this-run")
     lost = lambda: SimpleNamespace(status="lost", key=None, exception=lambda timeout=0: None)  # noqa: E731
     stop = SimpleNamespace(set=lambda: None, client=None)
-    _stop(stop, {"queued": lost(), "started": lost()}, specs, since)
+    _stop(stop, {"queued": lost(), "started": lost()}, specs, "this-run")
     assert (tmp_path / "queued" / "m.json").is_file() and not (tmp_path / "started").exists()
 
 

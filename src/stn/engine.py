@@ -28,7 +28,7 @@ import yaml
 
 from stn.entry import run_main
 from stn.errors import StnError
-from stn.stage_task import StageFailed, StageSpec, log_path, remove_outs, run_stage
+from stn.stage_task import StageFailed, StageSpec, remove_outs, run_stage, started
 
 TRAIN_SCRIPT = "stages/train.py"
 STOP_WAIT_S = 60  # how long running stages get to stop and clean up after Ctrl-C
@@ -120,8 +120,8 @@ def execute(specs: list[StageSpec], upstream: dict[str, list[str]], client, devi
         raise StnError(
             "train.device is cuda but no Dask worker advertises a GPU (start them with --resources GPU=1)"
         )
-    submitted = time.time()  # a stage whose log is older than this has not started in this run
-    stop = Event(f"stn-repro-stop-{uuid.uuid4().hex}", client=client)
+    run_id = uuid.uuid4().hex  # each stage's log names the run that started it
+    stop = Event(f"stn-repro-stop-{run_id}", client=client)
     futures: dict[str, object] = {}
     for spec in specs:
         futures[spec.name] = client.submit(
@@ -129,6 +129,7 @@ def execute(specs: list[StageSpec], upstream: dict[str, list[str]], client, devi
             spec,
             *(futures[name] for name in upstream[spec.name]),
             stop_event=stop.name,
+            run_id=run_id,
             key=f"stage-{spec.name}-{uuid.uuid4().hex[:8]}",
             pure=False,
             resources=gpu_resources(spec, device, gpu),
@@ -151,7 +152,7 @@ def execute(specs: list[StageSpec], upstream: dict[str, list[str]], client, devi
                 if _own_failure(future, name):  # not a failure passed down from an upstream stage
                     print(f"[{time.monotonic() - start:7.1f}s] {name} FAILED", flush=True)
     except KeyboardInterrupt:
-        _stop(stop, futures, specs, submitted)
+        _stop(stop, futures, specs, run_id)
         raise
     if failures:
         own = [name for name, f in futures.items() if f.status == "error" and _own_failure(f, name)]
@@ -165,13 +166,7 @@ def _own_failure(future, name: str) -> bool:
     return isinstance(error, StageFailed) and str(error).startswith((f"stage {name} ", f"stage {name}:"))
 
 
-def _started(spec: StageSpec, since: float) -> bool:
-    """Whether the stage began a run at or after `since` (run_stage opens its log first)."""
-    log = log_path(spec)
-    return log.is_file() and log.stat().st_mtime >= since
-
-
-def _stop(stop, futures: dict, specs: list[StageSpec], since: float) -> None:
+def _stop(stop, futures: dict, specs: list[StageSpec], run_id: str) -> None:
     """Ctrl-C: tell running stages to stop (they remove their outputs) and wait for them a while.
 
     A stage that never started (queued on a worker, not yet running) keeps its outputs: they are
@@ -187,7 +182,7 @@ def _stop(stop, futures: dict, specs: list[StageSpec], since: float) -> None:
         time.sleep(0.2)
     by_name = {spec.name: spec for spec in specs}
     for name, future in futures.items():  # a stage still unaccounted for: no half-written outputs
-        if future.status not in ("finished", "cancelled") and _started(by_name[name], since):
+        if future.status not in ("finished", "cancelled") and started(by_name[name], run_id):
             if not isinstance(_safe_exception(future), StageFailed):
                 remove_outs(by_name[name])
 

@@ -71,6 +71,18 @@ def remove_outs(spec: StageSpec) -> None:
             path.unlink()
 
 
+RUN_MARK = "# stn-repro run "  # the first line of a stage's log: which engine run started it
+
+
+def started(spec: StageSpec, run_id: str) -> bool:
+    """Whether the engine run `run_id` started this stage (and may have touched its outputs)."""
+    try:
+        with log_path(spec).open() as log:
+            return log.readline() == f"{RUN_MARK}{run_id}\n"
+    except OSError:
+        return False
+
+
 def log_path(spec: StageSpec) -> Path:
     return Path(spec.root) / LOG_DIR / (re.sub(r"[^\w.-]+", "_", spec.name) + ".log")
 
@@ -152,10 +164,12 @@ def _interrupt_group(proc: subprocess.Popen, wait_s: float) -> None:
     proc.wait()
 
 
-def run_stage(spec: StageSpec, *upstream: object, stop_event: str | None = None) -> float:
+def run_stage(spec: StageSpec, *upstream: object, stop_event: str | None = None, run_id: str = "") -> float:
     """Run one stage and record it with `dvc commit`; returns the seconds it took.
 
     `upstream` are the results of the stages this one waits for (only there to order tasks).
+    The log's first line names `run_id` (the engine's run) before any output is touched, so
+    that the engine can tell a stage this run started from one it never reached (`started`).
     Raises StageFailed when the command or the commit fails (outputs removed), and
     StageInterrupted when the Dask Event `stop_event` is set meanwhile (outputs removed).
     """
@@ -165,9 +179,11 @@ def run_stage(spec: StageSpec, *upstream: object, stop_event: str | None = None)
     log.parent.mkdir(parents=True, exist_ok=True)
     pidfile = log.with_suffix(".pid")
     _kill_leftover(pidfile, spec.wdir)
-    remove_outs(spec)
     try:
         with log.open("w") as out:
+            out.write(f"{RUN_MARK}{run_id}\n")
+            out.flush()
+            remove_outs(spec)
             for cmd in spec.cmds:
                 code = _run(cmd, spec.wdir, out, stopped, shell=True, pidfile=pidfile)
                 if code != 0:
