@@ -3,13 +3,20 @@
     python bench/speed.py                  # every family, 1 and 2 threads, batch 64 and 256 (~5 min)
     python bench/speed.py --quick          # smoke test (under a minute)
     python bench/speed.py --device cuda    # the same on the GPU (no thread counts)
+    python bench/speed.py --device cuda --modes fp32 bf16 compile  # + bf16 autocast, torch.compile
 
 For each model family the study trains, the real training step (`stn.training.loop.train_step`
 with the project's optimizer builder, channels-last as params.yaml says) runs on random data of
 the family's input shape: a few warm-up steps, then timed steps. Its FLOPs per training image
 (forward + backward, `torch.utils.flop_counter.FlopCounterMode`) over the step time give the
-achieved GFLOP/s, shown as a share of the peak a large fp32 matrix product reaches on the same
-device and thread count in the same run.
+achieved GFLOP/s, shown as a share of the peak a large matrix product of the same precision
+reaches on the same device and thread count in the same run.
+
+`--modes` measures what the training code does not (yet) do, with the same step: `bf16` runs it
+under bf16 autocast (the sampler's grid_sample is on autocast's fp32 list; the grid itself is then
+computed in bf16, so this is an upper bound of what autocast with an fp32 grid gives), `compile`
+with the model wrapped in `torch.compile` (inductor, default mode; compile time not counted),
+`bf16-compile` both.
 
 Side by side, the code of commit OLD_COMMIT (the study's training code before any speed work;
 `--old COMMIT` for another) is measured the same way: a temporary `git worktree` of it, whose
@@ -57,10 +64,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def peak_gflops(device: torch.device, n: int, repeats: int) -> float:
-    """Best GFLOP/s of an n x n x n fp32 matrix product (TF32 off: plain fp32)."""
+MODES = ("fp32", "bf16", "compile", "bf16-compile")
+
+
+def peak_gflops(device: torch.device, n: int, repeats: int, dtype: torch.dtype = torch.float32) -> float:
+    """Best GFLOP/s of an n x n x n matrix product of `dtype` (TF32 off: plain fp32)."""
     torch.backends.cuda.matmul.allow_tf32 = False
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -72,8 +82,10 @@ def peak_gflops(device: torch.device, n: int, repeats: int) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def measure_family(job: dict, family: str, threads: int, batch: int, device: torch.device) -> dict:
-    """Images/s and FLOPs per image of `family`'s training step, on random data."""
+def measure_family(
+    job: dict, family: str, threads: int, batch: int, device: torch.device, mode: str = "fp32"
+) -> dict:
+    """Images/s and FLOPs per image of `family`'s training step in `mode` (MODES), on random data."""
     from stn.models.builder import InputShape, build_model
     from stn.training.loop import train_step
     from stn.training.optim import build_optimizer
@@ -95,11 +107,20 @@ def measure_family(job: dict, family: str, threads: int, batch: int, device: tor
     optimizer = build_optimizer(model, params)
     x = torch.randn(batch, 1, side, side, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (batch,), device=device)
+    trained = model
+    if "compile" in mode:  # training_loss calls forward: compiling forward compiles the model's work
+        trained.forward = torch.compile(model.forward)
+    bf16 = mode.startswith("bf16")
 
     def step() -> None:
-        loss, _ = train_step(model, optimizer, x, y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = train_step(trained, optimizer, x, y)
         loss.item()  # the Trainer reads every step's loss (divergence check): a sync on the GPU
 
+    try:
+        step()  # compiles, where it compiles
+    except Exception as exc:  # noqa: BLE001 -- one mode failing must not end the benchmark
+        return {"skipped": f"{mode} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
     for _ in range(job["warmup"]):
         step()
     with FlopCounterMode(display=False) as counter:
@@ -120,16 +141,19 @@ def worker(job: dict) -> None:
     device = torch.device(job["device"])
     reuse_freed_memory()  # as the Trainer does
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    modes = job.get("modes", ["fp32"])
     for threads in job["threads"]:
         torch.set_num_threads(threads)
-        peak = peak_gflops(device, job["matmul_n"], job["matmul_repeats"])
-        print(json.dumps({"threads": threads, "peak_gflops": peak}), flush=True)
+        for precision in dict.fromkeys("bf16" if m.startswith("bf16") else "fp32" for m in modes):
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            peak = peak_gflops(device, job["matmul_n"], job["matmul_repeats"], dtype)
+            print(json.dumps({"threads": threads, "precision": precision, "peak_gflops": peak}), flush=True)
         for family in job["families"]:
             for batch in job["batches"]:
-                result = measure_family(job, family, threads, batch, device)
-                print(
-                    json.dumps({"family": family, "threads": threads, "batch": batch, **result}), flush=True
-                )
+                for mode in modes:
+                    result = measure_family(job, family, threads, batch, device, mode)
+                    line = {"family": family, "threads": threads, "batch": batch, "mode": mode, **result}
+                    print(json.dumps(line), flush=True)
 
 
 # -- the parent process: the codes take turns, best round per configuration -----------------------
@@ -159,7 +183,8 @@ def old_code(commit: str):
 
 
 def run_worker(src: Path, job: dict) -> list[dict]:
-    env = os.environ | {"PYTHONPATH": str(src), "PYTHONWARNINGS": "ignore"}
+    path = os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))  # src's stn first
+    env = os.environ | {"PYTHONPATH": path, "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, __file__, "--worker"]  # the job on stdin, the results on stdout
     run = subprocess.run(cmd, env=env, input=json.dumps(job), stdout=subprocess.PIPE, text=True)
     if run.returncode:
@@ -173,19 +198,24 @@ def table(best: dict, peaks: dict, codes: list[str]):
     import pandas as pd
 
     rows = []
-    configurations = sorted({key[1:] for key in best}, key=lambda c: (list(FAMILIES).index(c[0]), *c[1:]))
-    for family, threads, batch in configurations:
+    order = lambda c: (list(FAMILIES).index(c[0]), c[1], c[2], MODES.index(c[3]))  # noqa: E731
+    configurations = sorted({key[1:] for key in best}, key=order)
+    several_modes = len({c[3] for c in configurations}) > 1
+    for family, threads, batch, mode in configurations:
         row = {"family": family, "threads": threads, "batch": batch}
+        if several_modes:
+            row["mode"] = mode
+        precision = "bf16" if mode.startswith("bf16") else "fp32"
         for code in codes:
-            r = best.get((code, family, threads, batch))
+            r = best.get((code, family, threads, batch, mode))
             if r is None:
                 continue
             gflops = r["images_s"] * r["flops_per_image"] / 1e9
             row[f"{code} MFLOP/img"] = round(r["flops_per_image"] / 1e6, 2)
             row[f"{code} img/s"] = round(r["images_s"])
             row[f"{code} GFLOP/s"] = round(gflops, 1)
-            row[f"{code} % peak"] = round(100 * gflops / peaks[threads], 1)
-        if all((code, family, threads, batch) in best for code in codes) and len(codes) == 2:
+            row[f"{code} % peak"] = round(100 * gflops / peaks[threads, precision], 1)
+        if all((code, family, threads, batch, mode) in best for code in codes) and len(codes) == 2:
             row["new/old"] = round(row["new img/s"] / row["old img/s"], 2)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -199,6 +229,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", help="default: params.yaml's and 256")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--modes", nargs="+", default=["fp32"], choices=MODES, help="see above")
     parser.add_argument("--no-old", action="store_true", help="measure this code only, no old code")
     parser.add_argument(
         "--old",
@@ -230,6 +261,7 @@ def main() -> None:
         "batches": args.batches or sorted({train["rot"].batch_size, 256}),
         "train": {d: p.model_dump(exclude={"batch_size", "threads"}) for d, p in train.items()},
         "warmup": 3 if args.quick else 10,
+        "modes": args.modes,
         "seconds": 0.2 if args.quick else 1.0,
         "matmul_n": (4096 if cuda else 1024) if args.quick else (8192 if cuda else 2048),
         "matmul_repeats": 2 if args.quick else 3,
@@ -243,7 +275,7 @@ def main() -> None:
     )
 
     best: dict[tuple, dict] = {}  # (code, family, threads, batch) -> the round with most images/s
-    peaks: dict[int, float] = {}  # threads -> best fp32 GFLOP/s of any round
+    peaks: dict[tuple, float] = {}  # (threads, precision) -> best GFLOP/s of any round
     skipped: dict[tuple, str] = {}  # (code, family) -> why
     with old_code(args.old) if not args.no_old else _none() as old_src:
         codes = {"new": ROOT / "src"} | ({"old": old_src} if old_src is not None else {})
@@ -253,11 +285,12 @@ def main() -> None:
                 start = time.perf_counter()
                 for r in run_worker(codes[code], job):
                     if "peak_gflops" in r:
-                        peaks[r["threads"]] = max(peaks.get(r["threads"], 0.0), r["peak_gflops"])
+                        peak_key = (r["threads"], r["precision"])
+                        peaks[peak_key] = max(peaks.get(peak_key, 0.0), r["peak_gflops"])
                     elif "skipped" in r:
-                        skipped[code, r["family"]] = r["skipped"]
+                        skipped[code, f"{r['family']} {r['mode']}"] = r["skipped"]
                     else:
-                        key = (code, r["family"], r["threads"], r["batch"])
+                        key = (code, r["family"], r["threads"], r["batch"], r["mode"])
                         if r["images_s"] > best.get(key, {}).get("images_s", 0.0):
                             best[key] = r
                 print(
@@ -269,9 +302,9 @@ def main() -> None:
             families = [f for (c, f), w in skipped.items() if c == code and w == why]
             if families:
                 print(f"skipped for the {code} code ({why}): {', '.join(families)}")
-    for threads, peak in sorted(peaks.items()):
+    for (threads, precision), peak in sorted(peaks.items()):
         print(
-            f"fp32 peak, {threads} thread(s): {peak:.1f} GFLOP/s "
+            f"{precision} peak, {threads} thread(s): {peak:.1f} GFLOP/s "
             f"({job['matmul_n']}^3 matrix product, best round)"
         )
     print(f"old code: {args.old}" if "old" in codes else "old code: none")
