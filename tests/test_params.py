@@ -162,7 +162,7 @@ def test_default_params_are_valid() -> None:
         (
             "studies.upright.extra_seeds",
             {"variants": ["stn-conv"], "seeds": [5]},
-            r"studies.upright: .*extra_seeds: only the distorted study has them",
+            r"studies.upright: .*extra_seeds: only the distorted study and Table 1 have them",
         ),
         (
             "studies.distorted.rotation_curve",

@@ -167,15 +167,15 @@ class Studies(Strict):
     def _one_upright_dataset(cls, study: StudySpec) -> StudySpec:
         if len(study.datasets) != 1:
             raise ValueError(f"the upright study runs on exactly one dataset, got {study.datasets}")
-        if study.extra_seeds.variants:  # dvc.yaml has no extra-seed stages for it
-            raise ValueError("extra_seeds: only the distorted study has them; give every variant the seeds")
         return study
 
-    @field_validator("budget")
+    @field_validator("upright", "budget")
     @classmethod
-    def _no_budget_extra_seeds(cls, study: RecipeStudySpec) -> RecipeStudySpec:
-        if study.extra_seeds.variants:  # dvc.yaml has no extra-seed stages for it
-            raise ValueError("extra_seeds: the budget curve has none; give every variant the seeds")
+    def _no_extra_seeds(cls, study: StudySpec | RecipeStudySpec) -> StudySpec | RecipeStudySpec:
+        if study.extra_seeds.variants:  # dvc.yaml has no extra-seed stages for these studies
+            raise ValueError(
+                "extra_seeds: only the distorted study and Table 1 have them; give every variant the seeds"
+            )
         return study
 
     @field_validator("table1")
