@@ -95,6 +95,14 @@ def _pending_signals(pid: int) -> int:
     return int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
 
 
+def _alive(pid: int) -> bool:
+    """Whether pid runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _freeze_after_first_checkpoint(project: Path) -> int:
     """Stop (SIGSTOP) the project's training as soon as its first checkpoint exists; returns its pid.
 
@@ -339,16 +347,23 @@ def _start_long_training(
 def test_a_killed_worker_resumes_training_from_its_checkpoint(
     long_training: Path, tiny_mirror: Path, tmp_path: Path
 ) -> None:
-    project, engine = _start_long_training(tiny_mirror, tmp_path)
+    # /bin/sh: DVC's shell where $SHELL is unset (as in CI); dash does not exec the training
+    project, engine = _start_long_training(tiny_mirror, tmp_path, shell="/bin/sh")
+    train = None
     try:
         train = _freeze_after_first_checkpoint(project)
         worker = _parent(train)
         while Path(_argv0(worker)).name in ("sh", "bash", "dash"):  # the stage's shell, if it did not exec
             worker = _parent(worker)
-        os.kill(worker, signal.SIGKILL)  # the (frozen) training dies with it; Dask reruns the task
+        # The stage's shell dies with its worker; a training started by a shell that did not exec
+        # (dash) outlives both, until the retry Dask schedules kills the old attempt's group.
+        os.kill(worker, signal.SIGKILL)
         out, _ = engine.communicate(timeout=DEADLINE_S)
+        assert _poll(lambda: not _alive(train), "the old attempt's training to be killed", 30)
     finally:
         engine.kill()
+        if train is not None and _alive(train):
+            os.kill(train, signal.SIGKILL)
     assert engine.returncode == 0, out
     log = (project / LOG).read_text()
     assert "mnist/stn-conv-s0: resuming after epoch" in log

@@ -94,14 +94,26 @@ def _last_error(log: Path) -> str:
 
 
 def _kill_leftover(pidfile: Path, wdir: str) -> None:
-    """Kill the process group of an earlier attempt of this stage on this host whose worker died
-    (a shell's children outlive it), so a retry never writes beside it."""
+    """Kill the process group of an earlier attempt of this stage on this host whose worker died,
+    so a retry never writes beside it. The group's leader (the stage's shell) may be gone: it dies
+    with its worker (PR_SET_PDEATHSIG), while a shell that does not exec (dash) leaves its child,
+    the training, running in the group."""
     try:
         host, pid = pidfile.read_text().split()
-        if host == socket.gethostname() and os.readlink(f"/proc/{pid}/cwd") == wdir:
-            os.killpg(int(pid), signal.SIGKILL)
+        group = int(pid)
     except (OSError, ValueError):
-        pass
+        return
+    if host != socket.gethostname():
+        return
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            # /proc/PID/stat: pid (comm) state ppid pgrp ...
+            pgrp = int((proc / "stat").read_text().rpartition(")")[2].split()[2])
+            if pgrp == group and os.readlink(proc / "cwd") == wdir:
+                os.killpg(group, signal.SIGKILL)
+                return
+        except (OSError, ValueError, IndexError):
+            continue
 
 
 def _run(
