@@ -9,7 +9,7 @@ from stn.analysis.benchmark import compare_all, error_figure, load_study, summar
 from stn.analysis.figures import save_figure
 from stn.analysis.recipe_search import best_recipe, final_errors, load_search
 from stn.analysis.stats import data_note, load_runs
-from stn.analysis.table1 import budget_figure, budget_frame, load_recipe_study, recipe_study_runs
+from stn.analysis.table1 import budget_figure, budget_frame, fit_gap, load_recipe_study, recipe_study_runs
 from stn.analysis.table1_report import table1_report
 from stn.analysis.views import accuracy_headline, study_views, write_views
 from stn.atomic import write_json, write_text
@@ -61,7 +61,10 @@ def main() -> None:
     write_json(Path("metrics/table1.json"), accuracy_headline(summary))
     write_views(Path("plots/views/table1"), study_views(summary, histories))
     note = data_note(json.loads(PROVENANCE.read_text()))
-    report = table1_report(params, recipe, summary, comparisons, tutorial, curve, kinds, note, search_best)
+    fit = fit_gap(histories, summary)
+    report = table1_report(
+        params, recipe, summary, comparisons, tutorial, curve, kinds, note, search_best, fit
+    )
     write_text("reports/table1.md", report)
     print(report.split("**Headline.** ", 1)[1].split("\n\n", 1)[0])
 

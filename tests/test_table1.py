@@ -12,6 +12,8 @@ from conftest import dvc, make_project, tiny_params
 
 from stn.analysis.table1 import (
     budget_frame,
+    fit_gap,
+    fit_gap_table,
     paper_share,
     ranking_changes,
     ranking_table,
@@ -111,6 +113,29 @@ def test_budget_ranking_and_whether_it_changes() -> None:
     assert clearly["a"] and not clearly["b"]  # b falls by 0.5 pp with a spread of 0.5 pp: seed noise
 
 
+def test_fit_gap_takes_each_runs_last_epoch() -> None:
+    histories = pd.DataFrame(
+        [
+            # dataset, variant, seed, epoch, training accuracy: the last epoch counts, not the best
+            ("rot", "paper-cnn", 0, 1, 0.90),
+            ("rot", "paper-cnn", 0, 2, 0.99),
+            ("rot", "paper-cnn", 1, 2, 0.97),
+            ("rot", "paper-cnn", 1, 1, 0.995),
+            ("rts", "paper-cnn", 0, 1, 1.0),
+        ],
+        columns=["dataset", "variant", "seed", "epoch", "accuracy"],
+    )
+    summary = _summary(
+        [("rts", "paper-cnn", 1.5, 0.1), ("rot", "paper-cnn", 2.0, 0.1), ("rot", "x", 3.0, 0.1)]
+    )
+    fit = fit_gap(histories, summary)
+    assert fit[["dataset", "variant"]].values.tolist() == [["rts", "paper-cnn"], ["rot", "paper-cnn"]]
+    assert fit["train_error"].tolist() == pytest.approx([0.0, 2.0])  # rot: mean of 1% and 3%
+    assert fit["test_error"].tolist() == pytest.approx([1.5, 2.0])
+    table = fit_gap_table(fit, ["rot", "rts", "proj"])
+    assert "| paper-cnn | 2.00 / 2.00 | 0.00 / 1.50 | — |" in table
+
+
 def test_table1_and_the_budget_curve_run_as_a_pipeline(tiny_mirror: Path, tmp_path: Path) -> None:
     params = tiny_params()
     adamw = {"batch_size": 64, "optimizer": "adamw", "momentum": 0.0, "lr": 0.003, "schedule": "onecycle"}
@@ -151,6 +176,7 @@ def test_table1_and_the_budget_curve_run_as_a_pipeline(tiny_mirror: Path, tmp_pa
     assert headline.startswith("Our CNN's mean test error, rounded to 0.1 as the paper's are, is at or below")
     assert "paper's CNN error on 0 of 1 datasets (none); our 95% interval lies wholly below" in headline
     assert "No recipe search was run for it" in report and "still falling?" in report
+    assert "## Training error against test error" in report and "| paper-st-affine | " in report
     assert "| paper-st-affine | 3 |" in report and "| *paper: ST-CNN affine* | — | 0.7 |" in report
     assert "| rot | 1 | " in report and "| rot | 2 | " in report  # the budget ranking at 1 and 2 epochs
     assert "| rot | paper-cnn − paper-st-affine | 2 |" in report  # paired on the 2 seeds both have

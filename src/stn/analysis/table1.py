@@ -235,3 +235,38 @@ def still_falling(frame: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def fit_gap(histories: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, variant), in the summary's order: the mean over seeds of the training error
+    in each run's last epoch (`train_error`, %, on the batches as they were trained) and the mean
+    test error (`test_error`, %). A training error near zero with a test error far above it says
+    the model fits its (fixed) training images and more epochs of the same images add little."""
+    last = histories.loc[histories.groupby(["dataset", "variant", "seed"])["epoch"].idxmax()]
+    train = 100 * (1 - last.groupby(["dataset", "variant"])["accuracy"].mean())
+    rows = []
+    for _, r in summary.iterrows():
+        key = (r["dataset"], r["variant"])
+        if key in train.index:
+            rows.append(
+                {
+                    "dataset": key[0],
+                    "variant": key[1],
+                    "train_error": float(train[key]),
+                    "test_error": 100 * (1 - r["accuracy_mean"]),
+                }
+            )
+    return pd.DataFrame(rows, columns=["dataset", "variant", "train_error", "test_error"])
+
+
+def fit_gap_table(frame: pd.DataFrame, datasets: list[str]) -> str:
+    """fit_gap as markdown: variants (rows) x datasets, each cell `train % / test %`."""
+    lines = ["| variant | " + " | ".join(datasets) + " |", "| --- |" + " ---: |" * len(datasets)]
+    for variant in dict.fromkeys(frame["variant"]):
+        cells = []
+        for d in datasets:
+            row = frame[(frame["variant"] == variant) & (frame["dataset"] == d)]
+            r = None if row.empty else row.iloc[0]
+            cells.append("—" if r is None else f"{r['train_error']:.2f} / {r['test_error']:.2f}")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ import pandas as pd
 from stn.analysis.benchmark import PAPER_BATCH, PAPER_ITERATIONS, comparisons_table, error_table
 from stn.analysis.table1 import (
     RECHECKS,
+    fit_gap_table,
     paper_share,
     ranking_changes,
     ranking_table,
@@ -105,6 +106,23 @@ def _grids(summary: pd.DataFrame, params, recipe: str) -> str:
     return "\n".join(lines)
 
 
+def _fit_section(fit: pd.DataFrame, datasets: list[str]) -> str:
+    worst = fit.loc[fit["train_error"].idxmax()]
+    return f"""
+## Training error against test error
+
+Mean over seeds of the training error in each run's last epoch (%, on the training batches as
+they were trained) / the test error (%). Each dataset's training images are distorted once, when
+the dataset is prepared, so every epoch shows a model the same distorted digits. The largest
+training error here is {worst["train_error"]:.2f}% (`{worst["variant"]}` on {worst["dataset"]}).
+Where a model fits its training images while its test error stays above the paper's, more epochs
+of the same images can close little of the gap; distortions drawn afresh for every epoch are the
+experiment that would tell.
+
+{fit_gap_table(fit, datasets)}
+"""
+
+
 def table1_report(
     params,
     recipe: str,
@@ -115,12 +133,14 @@ def table1_report(
     kinds: dict[str, str],
     data: str,
     search_best: str | None,
+    fit: pd.DataFrame | None = None,
 ) -> str:
     """The report. `summary`, `comparisons`: Table 1's runs (benchmark.summarize, compare_all,
     against studies.table1.baseline); `tutorial_comparisons`: the distorted study's, against
     compare.baseline; `budget`: table1.budget_frame of the budget curve, None without one;
     `data`: which MNIST produced the numbers (stats.data_note); `search_best`: the recipe
-    search's best recipe (recipe_search.best_recipe), None without a search."""
+    search's best recipe (recipe_search.best_recipe), None without a search; `fit`: table1.fit_gap
+    of Table 1's runs, None to leave that section out."""
     study = params.studies.table1
     datasets = study.datasets
     train = params.train_for(datasets[0], recipe)
@@ -151,6 +171,7 @@ def table1_report(
             "validation split; this recipe is not that one."
         )
     budget_section = _budget_section(budget)
+    fit_section = "" if fit is None or fit.empty else _fit_section(fit, datasets)
     rechecked = ", ".join(f"`{a}` -> `{b}`" for a, b in RECHECKS.items())
     return f"""# Table 1 of the STN paper at its protocol, on our budget
 
@@ -198,7 +219,7 @@ counterpart on the paper's networks ({rechecked}), against the ST-CNN (affine).
 ## Budget curve
 
 {budget_section}
-
+{fit_section}
 ## What the transformers do
 
 {_grids(summary, params, recipe)}
