@@ -35,6 +35,8 @@ def main() -> None:
         log_probs = predict(model, images, meta.normalization, settings.batch_size)
         predictions = predictions_table(log_probs, labels)
         metrics = summarize(predictions) | {"parameters": count_parameters(model)}
+        if model.trained_on != "cpu":  # CPU runs' metrics keep their bytes (see save_model)
+            metrics["trained_on"] = model.trained_on
         save_predictions(predictions, paths.predictions)
         write_json(paths.metrics, metrics)
         title = f"{paths.name}: test accuracy {100 * metrics['accuracy']:.2f}%"

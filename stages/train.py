@@ -37,7 +37,7 @@ def main() -> None:
             validation=validation,
         )
         history = trainer.fit()
-        save_model(trainer.model, paths.model)
+        save_model(trainer.model, paths.model, trained_on=trainer.device.type)
         save_history(history, paths.history)
     # Only now: a stage interrupted in a later seed resumes each finished seed at its last epoch.
     for paths in runs:

@@ -185,6 +185,17 @@ def test_missing_run_is_named(tmp_path: Path) -> None:
         load_runs(_paths(tmp_path, "rot", ["stn-conv"], [4]))
 
 
+def test_runs_trained_on_different_devices_are_not_compared(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "cnn", 0, np.array([True, True]))
+    _fake_run(tmp_path, "cnn", 1, np.array([True, False]))
+    assert load_runs(_paths(tmp_path, "mnist", ["cnn"], [0, 1]))["trained_on"].tolist() == ["cpu", "cpu"]
+    metrics = _paths(tmp_path, "mnist", ["cnn"], [1])[0].metrics
+    write_json(metrics, json.loads(metrics.read_text()) | {"trained_on": "cuda"})
+    mixed = r"different devices .*cpu: e.g. mnist/cnn-s0, cuda: e.g. mnist/cnn-s1"
+    with pytest.raises(StnError, match=mixed):
+        load_runs(_paths(tmp_path, "mnist", ["cnn"], [0, 1]))
+
+
 def test_runs_of_other_datasets_are_kept_apart(tmp_path: Path) -> None:
     _fake_run(tmp_path, "cnn", 0, np.array([True, True, True, True]), dataset="mnist")
     _fake_run(tmp_path, "cnn", 0, np.array([True, False, False, False]), dataset="rot")

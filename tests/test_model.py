@@ -104,6 +104,16 @@ def test_save_and_load(tmp_path) -> None:
     torch.testing.assert_close(loaded.eval()(x), model.eval()(x))
 
 
+def test_save_and_load_keep_the_training_device(tmp_path) -> None:
+    model = build_model(VariantSpec())
+    save_model(model, tmp_path / "cpu.pt")
+    save_model(model, tmp_path / "cuda.pt", trained_on="cuda")
+    # CPU-trained files keep their bytes: no key for the default
+    assert "trained_on" not in torch.load(tmp_path / "cpu.pt", weights_only=True)
+    assert load_model(tmp_path / "cpu.pt").trained_on == "cpu" and model.trained_on == "cpu"
+    assert load_model(tmp_path / "cuda.pt").trained_on == "cuda"
+
+
 def test_save_and_load_keep_the_input_shape(tmp_path) -> None:
     shape = InputShape(size=(42, 42), classes=10, background=-0.4242)
     model = build_model(VariantSpec(output_size=(28, 28), padding="background"), shape)

@@ -57,9 +57,12 @@ ORIGINAL_CLAIMS = {
 
 
 def load_runs(runs: list[RunPaths]) -> pd.DataFrame:
-    """One row per run: dataset, variant, seed, stage group, test accuracy and NLL, ECE, macro-F1.
+    """One row per run: dataset, variant, seed, stage group, test accuracy and NLL, ECE, macro-F1,
+    and the device type it was trained on (`trained_on`).
 
-    Raises StnError naming the first run that has not been evaluated.
+    Raises StnError naming the first run that has not been evaluated, and when the runs were
+    trained on more than one device type (CPU and CUDA round differently: a comparison across
+    them would mix that into the seeds' spread; retrain them on one).
     """
     rows = []
     for paths in runs:
@@ -79,7 +82,16 @@ def load_runs(runs: list[RunPaths]) -> pd.DataFrame:
                 "parameters": m.get("parameters"),
                 "ece": ece_from_predictions(predictions) if "confidence" in predictions else float("nan"),
                 "macro_f1": macro_f1(actual, predicted),
+                "trained_on": m.get("trained_on", "cpu"),
             }
+        )
+    devices = {row["trained_on"] for row in rows}
+    if len(devices) > 1:
+        example = {row["trained_on"]: f"{row['dataset']}/{row['variant']}-s{row['seed']}" for row in rows}
+        raise StnError(
+            "runs trained on different devices in one comparison ("
+            + ", ".join(f"{d}: e.g. {run}" for d, run in sorted(example.items()))
+            + "); retrain them on one device (train.device)"
         )
     return pd.DataFrame(rows)
 

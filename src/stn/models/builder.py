@@ -46,6 +46,7 @@ class STNClassifier(nn.Module):
     def __init__(self, spec: VariantSpec, shape: InputShape = InputShape()) -> None:
         super().__init__()
         self.spec, self.shape = spec, shape
+        self.trained_on = "cpu"  # the device type its weights were trained on: see save_model
         self.stn = SpatialTransformer(spec, shape.size, background=shape.background) if spec.stn else None
         classifier_size = self.stn.out_size if self.stn is not None else shape.size
         if spec.architecture == "paper":
@@ -90,11 +91,16 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def save_model(model: STNClassifier, path: Path) -> None:
-    """Weights plus the spec and input shape that rebuild the architecture, written atomically."""
+def save_model(model: STNClassifier, path: Path, trained_on: str = "cpu") -> None:
+    """Weights plus the spec and input shape that rebuild the architecture, written atomically.
+    `trained_on`: the device type the weights were trained on ("cpu", "cuda"), which load_model
+    gives back as `model.trained_on`; CUDA rounds differently, so its runs must not pass for CPU
+    runs. Stored only when not "cpu", so that CPU-trained files keep their bytes."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     shape = asdict(model.shape) | {"size": list(model.shape.size)}
     payload = {"spec": model.spec.model_dump(mode="json"), "input": shape, "state_dict": state}
+    if trained_on != "cpu":
+        payload["trained_on"] = trained_on
     # Through a buffer: torch.save names its zip folder after the file, and the temporary
     # file's random name would make two saves of the same weights differ byte for byte.
     buffer = io.BytesIO()
@@ -107,4 +113,5 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> STNClassifier:
     shape = InputShape.from_dict(payload["input"]) if "input" in payload else InputShape()
     model = build_model(VariantSpec(**payload["spec"]), shape)
     model.load_state_dict(payload["state_dict"])
+    model.trained_on = payload.get("trained_on", "cpu")  # see save_model
     return model.to(device)
