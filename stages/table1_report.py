@@ -8,7 +8,7 @@ import pandas as pd
 from stn.analysis.benchmark import compare_all, error_figure, load_study, summarize
 from stn.analysis.figures import save_figure
 from stn.analysis.recipe_search import best_recipe, final_errors, load_search
-from stn.analysis.stats import data_note, load_runs
+from stn.analysis.stats import data_note, load_runs, one_device
 from stn.analysis.table1 import budget_figure, budget_frame, fit_gap, load_recipe_study, recipe_study_runs
 from stn.analysis.table1_report import table1_report
 from stn.analysis.views import accuracy_headline, study_views, write_views
@@ -43,6 +43,7 @@ def main() -> None:
         save_figure(error_figure(runs, summary, d, kinds[d]), FIGURES / f"error-{d}.png")
     tutorial_runs, _ = load_study("distorted", params.studies.distorted)
     tutorial = compare_all(tutorial_runs, params.compare.baseline)
+    one_device(runs, tutorial_runs)  # one report: runs of one device (the budget's below)
     curve = None
     if budget.recipes:  # Table 1's recipe with other epochs, each its own (params schema)
         by_epochs = {
@@ -54,6 +55,7 @@ def main() -> None:
             & runs["variant"].isin(budget.variants)
             & runs["seed"].isin(budget.seeds)
         ]
+        one_device(runs, *by_epochs.values())
         curve = budget_frame(by_epochs)
         save_figure(budget_figure(curve, kinds), FIGURES / "budget.png")
     search = params.studies.search

@@ -38,7 +38,7 @@ def main() -> None:
         )
         history = trainer.fit()
         save_model(trainer.model, paths.model, trained_on=trainer.device.type)
-        save_history(history, paths.history)
+        save_history(history, paths.history, trained_on=trainer.device.type)
     # Only now: a stage interrupted in a later seed resumes each finished seed at its last epoch.
     for paths in runs:
         paths.checkpoint.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from stn.analysis.stats import (
     load_histories,
     load_runs,
     missing_claim_comparisons,
+    one_device,
     original_side_by_side,
     per_class_scores,
 )
@@ -29,6 +30,7 @@ from stn.errors import StnError
 from stn.models.builder import InputShape
 from stn.params.study import load_params
 from stn.run_paths import RunPaths
+from stn.training.loop import EpochStats, save_history
 from stn.variant import VariantSpec
 
 SEEDS = [0, 1, 2]
@@ -245,3 +247,19 @@ def test_load_histories_stacks_every_run_and_names_a_missing_one(tmp_path: Path)
     missing = r"plots/train/distorted/rot/stn-conv/s2.csv: missing; run dvc repro to train rot/stn-conv-s2"
     with pytest.raises(StnError, match=missing):
         load_histories(runs)
+
+
+def test_curves_trained_on_different_devices_are_not_compared(tmp_path: Path) -> None:
+    runs = [RunPaths("search", "rot", "paper-cnn", seed, tmp_path) for seed in (0, 1)]
+    history = [EpochStats(epoch=1, loss=0.5, accuracy=0.8, seconds=3.0)]
+    save_history(history, runs[0].history)
+    save_history(history, runs[1].history, trained_on="cuda")
+    assert "trained_on" not in runs[0].history.read_text()  # CPU curves keep their bytes
+    assert list(load_histories(runs[1:])["trained_on"]) == ["cuda"]
+    with pytest.raises(
+        StnError, match=r"different devices .*cpu: e.g. rot/paper-cnn-s0, cuda: e.g. rot/paper-cnn-s1"
+    ):
+        load_histories(runs)
+    one_device(load_histories(runs[:1]))  # one device: fine
+    with pytest.raises(StnError, match="different devices"):
+        one_device(load_histories(runs[:1]), load_histories(runs[1:]))  # across frames too

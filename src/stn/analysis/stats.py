@@ -61,8 +61,7 @@ def load_runs(runs: list[RunPaths]) -> pd.DataFrame:
     and the device type it was trained on (`trained_on`).
 
     Raises StnError naming the first run that has not been evaluated, and when the runs were
-    trained on more than one device type (CPU and CUDA round differently: a comparison across
-    them would mix that into the seeds' spread; retrain them on one).
+    trained on more than one device type (one_device).
     """
     rows = []
     for paths in runs:
@@ -85,21 +84,34 @@ def load_runs(runs: list[RunPaths]) -> pd.DataFrame:
                 "trained_on": m.get("trained_on", "cpu"),
             }
         )
-    devices = {row["trained_on"] for row in rows}
-    if len(devices) > 1:
-        example = {row["trained_on"]: f"{row['dataset']}/{row['variant']}-s{row['seed']}" for row in rows}
+    frame = pd.DataFrame(rows)
+    one_device(frame)
+    return frame
+
+
+def one_device(*frames: pd.DataFrame) -> None:
+    """Raises StnError when the runs of `frames` (load_runs or load_histories frames; one
+    without a `trained_on` column trained on the CPU) were trained on more than one device
+    type: CPU and CUDA round differently, so comparing across them would mix that into the
+    seeds' spread."""
+    example: dict[str, str] = {}
+    for frame in frames:
+        devices = frame["trained_on"] if "trained_on" in frame else "cpu"
+        for _, row in frame.assign(trained_on=devices).drop_duplicates("trained_on").iterrows():
+            example.setdefault(row["trained_on"], f"{row['dataset']}/{row['variant']}-s{row['seed']}")
+    if len(example) > 1:
         raise StnError(
             "runs trained on different devices in one comparison ("
             + ", ".join(f"{d}: e.g. {run}" for d, run in sorted(example.items()))
             + "); retrain them on one device (train.device)"
         )
-    return pd.DataFrame(rows)
 
 
 def load_histories(runs: list[RunPaths]) -> pd.DataFrame:
     """Every run's per-epoch training history, one row per (dataset, variant, seed, epoch).
 
-    Raises StnError naming the first run that has not been trained.
+    Raises StnError naming the first run that has not been trained, and when the runs were
+    trained on more than one device type (one_device).
     """
     frames = []
     for paths in runs:
@@ -108,7 +120,11 @@ def load_histories(runs: list[RunPaths]) -> pd.DataFrame:
         frames.append(
             pd.read_csv(paths.history).assign(dataset=paths.dataset, variant=paths.variant, seed=paths.seed)
         )
-    return pd.concat(frames, ignore_index=True)
+    histories = pd.concat(frames, ignore_index=True)
+    if "trained_on" in histories:  # only CUDA runs' curves have the column (loop.save_history)
+        histories["trained_on"] = histories["trained_on"].fillna("cpu")
+    one_device(histories)
+    return histories
 
 
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:

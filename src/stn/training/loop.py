@@ -227,11 +227,14 @@ class Trainer:
         return self.history
 
 
-def save_history(history: list[EpochStats], path: Path) -> None:
-    """Per-epoch curves as CSV (epoch, loss, accuracy[, val_loss, val_accuracy]).
+def save_history(history: list[EpochStats], path: Path, trained_on: str = "cpu") -> None:
+    """Per-epoch curves as CSV (epoch, loss, accuracy[, val_loss, val_accuracy][, trained_on]).
 
     Wall times stay in the log: an output that later stages read must not change from one
-    rerun to the next (bench/ measures speed).
+    rerun to the next (bench/ measures speed). `trained_on`, the device type, is a column only
+    when not "cpu" (as in models.builder.save_model: CPU curves keep their bytes).
     """
     frame = pd.DataFrame([asdict(h) for h in history]).drop(columns="seconds").dropna(axis=1, how="all")
+    if trained_on != "cpu":
+        frame["trained_on"] = trained_on
     write_with(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
