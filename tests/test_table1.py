@@ -134,6 +134,7 @@ def test_fit_gap_takes_each_runs_last_epoch() -> None:
     assert fit["test_error"].tolist() == pytest.approx([1.5, 2.0])
     table = fit_gap_table(fit, ["rot", "rts", "proj"])
     assert "| paper-cnn | 2.00 / 2.00 | 0.00 / 1.50 | — |" in table
+    assert "| paper-cnn * | 2.00 / 2.00 |" in fit_gap_table(fit, ["rot"], frozenset({"paper-cnn"}))
 
 
 def test_table1_and_the_budget_curve_run_as_a_pipeline(tiny_mirror: Path, tmp_path: Path) -> None:

@@ -259,8 +259,9 @@ def fit_gap(histories: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "variant", "train_error", "test_error"])
 
 
-def fit_gap_table(frame: pd.DataFrame, datasets: list[str]) -> str:
-    """fit_gap as markdown: variants (rows) x datasets, each cell `train % / test %`."""
+def fit_gap_table(frame: pd.DataFrame, datasets: list[str], marked: frozenset[str] = frozenset()) -> str:
+    """fit_gap as markdown: variants (rows, those in `marked` with a *) x datasets, each cell
+    `train % / test %`."""
     lines = ["| variant | " + " | ".join(datasets) + " |", "| --- |" + " ---: |" * len(datasets)]
     for variant in dict.fromkeys(frame["variant"]):
         cells = []
@@ -268,5 +269,5 @@ def fit_gap_table(frame: pd.DataFrame, datasets: list[str]) -> str:
             row = frame[(frame["variant"] == variant) & (frame["dataset"] == d)]
             r = None if row.empty else row.iloc[0]
             cells.append("—" if r is None else f"{r['train_error']:.2f} / {r['test_error']:.2f}")
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        lines.append(f"| {variant}{' *' if variant in marked else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
