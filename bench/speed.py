@@ -13,8 +13,9 @@ achieved GFLOP/s, shown as a share of the peak a large matrix product of the sam
 reaches on the same device and thread count in the same run.
 
 `--modes` measures what the training code does not (yet) do, with the same step: `bf16` runs it
-under bf16 autocast (the sampler's grid_sample is on autocast's fp32 list; the grid itself is then
-computed in bf16, so this is an upper bound of what autocast with an fp32 grid gives), `compile`
+under bf16 autocast (the sampler's grid_sample is on autocast's promote list and so runs in fp32
+with the fp32 image; the grid itself is then computed in bf16, so this is an upper bound of what
+autocast with an fp32 grid gives), `compile`
 with the model wrapped in `torch.compile` (inductor, default mode; compile time not counted),
 `bf16-compile` both.
 
@@ -68,7 +69,7 @@ MODES = ("fp32", "bf16", "compile", "bf16-compile")
 
 
 def peak_gflops(device: torch.device, n: int, repeats: int, dtype: torch.dtype = torch.float32) -> float:
-    """Best GFLOP/s of an n x n x n matrix product of `dtype` (TF32 off: plain fp32)."""
+    """Best GFLOP/s of an n x n x n matrix product of `dtype` (for fp32 with TF32 off: plain fp32)."""
     torch.backends.cuda.matmul.allow_tf32 = False
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b  # warm-up

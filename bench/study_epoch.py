@@ -12,7 +12,9 @@ linked to the project's (prepare the datasets first: `python stages/download.py 
 stages/prepare.py DATASET`). `--jobs N` runs N stages at once, as `stn-repro` runs them on N
 workers. Prints each stage's wall time and the epoch seconds its runs logged, then the time of
 the datasets' full budgets of epochs: each stage's overhead (start-up, data loading, saving) plus
-its logged epoch seconds scaled up, the stages packed onto the N slots longest first.
+its logged epoch seconds scaled up, the stages packed onto the N slots longest first. With N > 1
+this is an upper estimate: each stage keeps the speed it had while N shared the machine, also
+once fewer are left.
 """
 
 from __future__ import annotations
@@ -73,8 +75,10 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", help="default: every variant of the studies")
     parser.add_argument("--jobs", type=int, default=1, help="stages run at once")
     args = parser.parse_args()
+    if args.jobs < 1 or args.epochs < 1:
+        parser.error("--jobs and --epochs must be at least 1")
     sys.path.insert(0, str(ROOT / "src"))
-    from stn.params.study import load_params
+    from stn.params.study import StudySpec, load_params
 
     params = load_params(ROOT / "params.yaml")
     stages = []  # (group, dataset, variant, seeds)
@@ -82,8 +86,11 @@ def main() -> None:
         if not (ROOT / "data" / dataset / "meta.json").is_file():
             raise SystemExit(f"data/{dataset}: not prepared; run stages/download.py and stages/prepare.py")
         for name, study in params.studies:
-            if hasattr(study, "recipes") or dataset not in study.datasets:
+            if not isinstance(study, StudySpec) or dataset not in study.datasets:
                 continue  # the recipe studies train the paper's models: bench/speed.py measures them
+            unknown = set(args.variants or []) - set(study.variants)
+            if unknown:
+                raise SystemExit(f"--variants: {sorted(unknown)} not in studies.{name}.variants")
             for variant in args.variants or study.variants:
                 stages.append((name, dataset, variant, len(study.seeds)))
                 if variant in study.extra_seeds.variants:
@@ -104,7 +111,11 @@ def main() -> None:
             futures = {pool.submit(run_stage, folder, g, d, v): (g, d, v, n) for g, d, v, n in stages}
             for future in as_completed(futures):
                 group, dataset, variant, seeds = futures[future]
-                seconds, epochs = future.result()
+                try:
+                    seconds, epochs = future.result()
+                except subprocess.CalledProcessError:
+                    pool.shutdown(cancel_futures=True)  # the queued stages need not run
+                    raise
                 epoch_seconds, runs = epoch_seconds + sum(epochs), runs + seeds
                 scaled.append(seconds + sum(epochs) * (full[dataset] / args.epochs - 1))
                 print(

@@ -109,7 +109,7 @@ def _kill_leftover(pidfile: Path, wdir: str) -> None:
         try:
             # /proc/PID/stat: pid (comm) state ppid pgrp ...
             pgrp = int((proc / "stat").read_text().rpartition(")")[2].split()[2])
-            if pgrp == group and os.readlink(proc / "cwd") == wdir:
+            if pgrp == group and os.readlink(proc / "cwd") == os.path.realpath(wdir):
                 os.killpg(group, signal.SIGKILL)
                 return
         except (OSError, ValueError, IndexError):
@@ -197,7 +197,10 @@ def run_stage(spec: StageSpec, *upstream: object, stop_event: str | None = None,
             out.flush()
             remove_outs(spec)
             for cmd in spec.cmds:
-                code = _run(cmd, spec.wdir, out, stopped, shell=True, pidfile=pidfile)
+                try:
+                    code = _run(cmd, spec.wdir, out, stopped, shell=True, pidfile=pidfile)
+                finally:  # its process has ended: a later pid of that number is not this stage's
+                    pidfile.unlink(missing_ok=True)
                 if code != 0:
                     remove_outs(spec)
                     raise StageFailed(
