@@ -37,8 +37,8 @@ def main() -> None:
             validation=validation,
         )
         history = trainer.fit()
-        save_model(trainer.model, paths.model, trained_on=trainer.device.type)
-        save_history(history, paths.history, trained_on=trainer.device.type)
+        save_model(trainer.model, paths.model, trained_on=trainer.trained_on)
+        save_history(history, paths.history, trained_on=trainer.trained_on)
     # Only now: a stage interrupted in a later seed resumes each finished seed at its last epoch.
     for paths in runs:
         paths.checkpoint.unlink(missing_ok=True)

@@ -134,6 +134,7 @@ def test_checkpoint_from_cuda_resumes_on_cpu(tmp_path: Path, monkeypatch: pytest
     history = second.fit()
     assert any("resuming after epoch 1" in line for line in logs), logs
     assert len(history) == 2 and np.isfinite(history[-1].loss)
+    assert second.trained_on == "cpu+cuda"  # recorded as such in its model and curve
     assert history[0] == first.history[0]
     model = load_model(tmp_path / "model.pt", "cpu")  # a model saved on the GPU loads on the CPU
     for p, q in zip(model.parameters(), first.model.parameters(), strict=True):

@@ -136,6 +136,24 @@ def test_interrupted_run_resumes_to_the_same_result(train_data, tmp_path: Path) 
     assert all(torch.equal(x, y) for x, y in zip(_weights(second), _weights(uninterrupted), strict=True))
 
 
+def test_a_run_resumed_on_another_device_says_so(train_data, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "run.pt"
+    first = Trainer(SPEC, TrainParams(epochs=2), 3, *train_data, checkpoint=checkpoint, log=QUIET)
+    interrupt_fit(first, at_epoch=2)
+    assert first.trained_on == "cpu"
+    state = torch.load(checkpoint, weights_only=False)
+    assert state["trained_on"] == ["cpu"]
+    torch.save(state | {"trained_on": ["cuda"]}, checkpoint)  # as if the first epoch ran on a GPU
+    second = Trainer(SPEC, TrainParams(epochs=2), 3, *train_data, checkpoint=checkpoint, log=QUIET)
+    second.fit()
+    assert second.trained_on == "cpu+cuda"  # not a CPU run: its model and curve record it
+    del state["trained_on"]  # a checkpoint written before the device was recorded
+    torch.save(state, checkpoint)
+    third = Trainer(SPEC, TrainParams(epochs=2), 3, *train_data, checkpoint=checkpoint, log=QUIET)
+    third.fit()
+    assert third.trained_on == "cpu"
+
+
 def test_stale_checkpoint_is_not_resumed(train_data, tmp_path: Path) -> None:
     checkpoint = tmp_path / "run.pt"
     _fit(train_data, checkpoint=checkpoint, epochs=1, lr=0.05)

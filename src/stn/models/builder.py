@@ -93,7 +93,8 @@ def count_parameters(model: nn.Module) -> int:
 
 def save_model(model: STNClassifier, path: Path, trained_on: str = "cpu") -> None:
     """Weights plus the spec and input shape that rebuild the architecture, written atomically.
-    `trained_on`: the device type the weights were trained on ("cpu", "cuda"), which load_model
+    `trained_on`: the device types the weights were trained on ("cpu", "cuda", or "cpu+cuda" for
+    a run resumed on another device: training.loop.Trainer.trained_on), which load_model
     gives back as `model.trained_on`; CUDA rounds differently, so its runs must not pass for CPU
     runs. Stored only when not "cpu", so that CPU-trained files keep their bytes."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -118,6 +118,13 @@ class Trainer:
         self.order = torch.Generator().manual_seed(seed)  # batch order, separate from dropout
         self.fingerprint = run_fingerprint(spec, params, seed, dataset)
         self.history: list[EpochStats] = []
+        self.devices = {self.device.type}  # every device type this run has trained on
+
+    @property
+    def trained_on(self) -> str:
+        """The device types this run trained on, e.g. "cpu", "cuda", or "cpu+cuda" for a run
+        resumed on another device (models.builder.save_model records it)."""
+        return "+".join(sorted(self.devices))
 
     def _resident(self, images: np.ndarray) -> torch.Tensor:
         return self.normalize(images).to(self.device).contiguous(memory_format=self.memory_format)
@@ -131,6 +138,7 @@ class Trainer:
             "order_rng": self.order.get_state(),
             "torch_rng": torch.get_rng_state(),
             "history": [asdict(h) for h in self.history],
+            "trained_on": sorted(self.devices),
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state()
@@ -160,6 +168,8 @@ class Trainer:
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"])
         self.history = [EpochStats(**h) for h in state["history"]]
+        # A checkpoint from before "trained_on" was recorded: one with CUDA's RNG state was CUDA's.
+        self.devices |= set(state.get("trained_on", ["cuda" if "cuda_rng" in state else "cpu"]))
         self.log(f"{self.run_name}: resuming after epoch {len(self.history)} from {self.checkpoint}")
         return True
 
