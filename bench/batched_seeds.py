@@ -23,6 +23,7 @@ import argparse
 import copy
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -95,6 +96,19 @@ def same_gradients(family: str, device: torch.device, k: int = 3, batch: int = 1
     return worst
 
 
+def _rate(step: Callable[[], torch.Tensor], images: int, device: torch.device, seconds: float) -> float:
+    """Images/s of `step` (`images` per call) after 5 warm-up calls, reading each call's loss as
+    the Trainer does."""
+    for _ in range(5):
+        step().sum().item()
+    steps, start = 0, time.perf_counter()
+    while steps < 3 or time.perf_counter() - start < seconds:
+        step().sum().item()
+        steps += 1
+    synchronize(device)
+    return steps * images / (time.perf_counter() - start)
+
+
 def plain_images_per_second(family: str, batch: int, device: torch.device, seconds: float) -> float:
     """One model, the project's training step, the same SGD with momentum as batched_step."""
     (model,) = models_of(family, 1, device)
@@ -103,30 +117,17 @@ def plain_images_per_second(family: str, batch: int, device: torch.device, secon
     side = FAMILIES[family][1]
     x = torch.randn(batch, 1, side, side, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
-    for _ in range(5):
-        train_step(model, optimizer, x, y)[0].item()
-    steps, start = 0, time.perf_counter()
-    while steps < 3 or time.perf_counter() - start < seconds:
-        train_step(model, optimizer, x, y)[0].item()  # the Trainer reads every step's loss
-        steps += 1
-    synchronize(device)
-    return steps * batch / (time.perf_counter() - start)
+    return _rate(lambda: train_step(model, optimizer, x, y)[0], batch, device, seconds)
 
 
 def images_per_second(family: str, k: int, batch: int, device: torch.device, seconds: float) -> float:
+    """K models stacked, one batched step for all (batched_step)."""
     models = [m.train() for m in models_of(family, k, device)]
     side = FAMILIES[family][1]
     x = torch.randn(k, batch, 1, side, side, device=device)
     y = torch.randint(0, 10, (k, batch), device=device)
     step = batched_step(models)[0]
-    for _ in range(5):
-        step(x, y).sum().item()
-    steps, start = 0, time.perf_counter()
-    while steps < 3 or time.perf_counter() - start < seconds:
-        step(x, y).sum().item()  # the Trainer reads every step's loss
-        steps += 1
-    synchronize(device)
-    return steps * k * batch / (time.perf_counter() - start)
+    return _rate(lambda: step(x, y), k * batch, device, seconds)
 
 
 def main() -> None:
