@@ -14,7 +14,8 @@
 #      --device cuda --modes fp32 bf16);
 #   4. times the tutorial-budget study of mnist (upright) and rot (distorted), every train stage,
 #      1 epoch per run, JOBS (default 11) stages at a time, through the stage scripts
-#      (bench/study_epoch.py), and extrapolates to their full epochs;
+#      (bench/study_epoch.py; on a GPU each stage trains its seeds stacked as one model,
+#      stn.training.stacked), and extrapolates to their full epochs;
 #   5. with the time left, torch.compile of two families (bench/speed.py --modes compile).
 # Everything it prints goes to $OUT/gpu_check.log too (OUT defaults to a temporary folder).
 # STUDY=0 skips part 4 and the data. STUDY_VARIANTS="cnn stn-conv" limits part 4 to those

@@ -10,9 +10,10 @@ from stn.entry import run_main
 from stn.layout import RAW_MNIST, dataset_dir
 from stn.models.builder import save_model
 from stn.params.run import load_run_params, load_stage_seeds, split_group
-from stn.run_paths import StagePaths
-from stn.training.loop import Trainer, save_history
+from stn.run_paths import RunPaths, StagePaths
+from stn.training.loop import Trainer, save_history, select_device
 from stn.training.runs import epoch_images_for, load_training_data
+from stn.training.stacked import StackedTrainer, stack_seeds
 
 
 def main() -> None:
@@ -20,13 +21,16 @@ def main() -> None:
     recipe = split_group(group)[1]
     params = load_run_params(dataset, variant, recipe=recipe)
     spec = params.variant(variant)
-    runs = [StagePaths(group, dataset, variant).run(seed) for seed in load_stage_seeds(group)]
+    train = params.train_for(dataset, recipe)
+    stage = StagePaths(group, dataset, variant)
+    runs = [stage.run(seed) for seed in load_stage_seeds(group)]
     meta, images, labels = load_training_data(dataset_dir(dataset))
     validation = load_arrays(dataset_dir(dataset), "val")
-    for paths in runs:  # one after another: each run is the same as trained on its own
-        trainer = Trainer(
+
+    def trainer(paths: RunPaths) -> Trainer:  # builds the model: torch.manual_seed(seed)
+        return Trainer(
             spec,
-            params.train_for(dataset, recipe),
+            train,
             paths.seed,
             meta,
             images,
@@ -36,12 +40,22 @@ def main() -> None:
             epoch_images=epoch_images_for(spec, params.dataset(dataset), RAW_MNIST, meta, paths.seed),
             validation=validation,
         )
-        history = trainer.fit()
-        save_model(trainer.model, paths.model, trained_on=trainer.trained_on)
-        save_history(history, paths.history, trained_on=trainer.trained_on)
+
+    if stack_seeds(select_device(train.device), len(runs)):  # a GPU: all seeds as one model
+        trainers = [trainer(paths) for paths in runs]
+        StackedTrainer(trainers, checkpoint=stage.stacked_checkpoint).fit()
+    else:  # one after another: each run is the same as trained on its own
+        trainers = []
+        for paths in runs:
+            trainers.append(trainer(paths))
+            trainers[-1].fit()
+    for paths, done in zip(runs, trainers, strict=True):
+        save_model(done.model, paths.model, trained_on=done.trained_on)
+        save_history(done.history, paths.history, trained_on=done.trained_on)
     # Only now: a stage interrupted in a later seed resumes each finished seed at its last epoch.
     for paths in runs:
         paths.checkpoint.unlink(missing_ok=True)
+    stage.stacked_checkpoint.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import interrupt_fit
+from conftest import interrupt_fit, off_identity
 
 from stn.datasets.normalization import Normalization
 from stn.datasets.store import DatasetMeta
 from stn.models.builder import InputShape, build_model, load_model, save_model
-from stn.models.localization import SpatialTransformer
 from stn.params.run import TrainParams
 from stn.training.loop import Trainer, select_device, train_step
 from stn.training.optim import build_optimizer
+from stn.training.stacked import StackedTrainer, stack_seeds
 from stn.variant import VariantSpec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -39,19 +39,6 @@ if "architecture" in VariantSpec.model_fields:
         "paper-stn-42": ({"architecture": "paper"}, 42),
     }
 QUIET = lambda message: None  # noqa: E731
-
-
-def off_identity(model: torch.nn.Module, scale: float = 0.01) -> None:
-    """Moves every transformer's start a little off the identity. At the identity with the output
-    size of the input each sample point lies on a pixel centre, where bilinear sampling has a kink:
-    the gradient to the transform depends on which side of the centre each device's rounding puts
-    the point (seen on an H200: the CPU and CUDA losses differed by up to 0.6% after one step)."""
-    noise = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, SpatialTransformer):
-                bias = module.fc_loc[-1].bias
-                bias.add_(scale * torch.randn(bias.shape, generator=noise))
 
 
 def a_few_steps(family: str, device: str, steps: int = 3) -> tuple[list[float], list[torch.Tensor]]:
@@ -139,3 +126,29 @@ def test_checkpoint_from_cuda_resumes_on_cpu(tmp_path: Path, monkeypatch: pytest
     model = load_model(tmp_path / "model.pt", "cpu")  # a model saved on the GPU loads on the CPU
     for p, q in zip(model.parameters(), first.model.parameters(), strict=True):
         torch.testing.assert_close(p, q.detach().cpu(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("fields", [{"architecture": "paper"}, {"architecture": "paper", "stn": False}])
+def test_stacked_seeds_on_cuda_train_as_each_seed_alone_on_cpu(fields: dict, monkeypatch) -> None:
+    """The GPU path of a train stage (stn.training.stacked) against the CPU's seed-by-seed one;
+    the paper's nets have no dropout, and contiguous tensors break max-pooling ties alike."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # plain fp32
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    spec, data = VariantSpec(**fields), tiny_dataset()
+
+    def trainers(device: str) -> list[Trainer]:
+        params = TrainParams(epochs=1, momentum=0.9, channels_last=False, device=device)
+        made = [Trainer(spec, params, seed, *data, log=QUIET) for seed in (0, 1)]
+        for trainer in made:
+            off_identity(trainer.model)
+        return made
+
+    assert stack_seeds(select_device("auto"), 2)
+    on_gpu = trainers("cuda")
+    StackedTrainer(on_gpu, log=QUIET).fit()
+    for gpu, cpu in zip(on_gpu, trainers("cpu"), strict=True):
+        cpu.fit()
+        assert gpu.trained_on == "cuda"
+        np.testing.assert_allclose(gpu.history[0].loss, cpu.history[0].loss, rtol=1e-3)
+        for p, q in zip(gpu.model.parameters(), cpu.model.parameters(), strict=True):
+            torch.testing.assert_close(p.detach().cpu(), q.detach(), rtol=1e-3, atol=1e-4)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import N_TEST, N_TRAIN, interrupt_fit
+from conftest import N_TRAIN, interrupt_fit
 from reference import (
     TUTORIAL_NORMALIZATION,
     reference_step,
@@ -16,9 +16,7 @@ from reference import (
     write_torchvision_root,
 )
 
-from stn.datasets.mnist import prepare_mnist
-from stn.datasets.prepare import prepare_dataset
-from stn.datasets.store import DatasetMeta, load_arrays, read_meta
+from stn.datasets.store import load_arrays, read_meta
 from stn.errors import DivergenceError
 from stn.models.builder import build_model
 from stn.models.coordconv import CoordConv2d
@@ -29,21 +27,6 @@ from stn.variant import VariantSpec
 
 SPEC = VariantSpec()
 QUIET = lambda message: None  # noqa: E731
-
-
-@pytest.fixture(scope="module")
-def prepared(tiny_mirror: Path, tmp_path_factory) -> Path:
-    """The tiny mirror as the pipeline's `mnist` dataset: all training images, the tutorial's constants."""
-    data = tmp_path_factory.mktemp("data")
-    prepare_mnist(data / "raw", {"train": N_TRAIN, "test": N_TEST}, str(tiny_mirror))
-    prepare_dataset("mnist", data / "raw", data / "mnist", None, 0, 0, TUTORIAL_NORMALIZATION)
-    return data / "mnist"
-
-
-@pytest.fixture(scope="module")
-def train_data(prepared: Path) -> tuple[DatasetMeta, np.ndarray, np.ndarray]:
-    """(meta, images, labels): the Trainer's dataset arguments, in its order."""
-    return (read_meta(prepared), *load_arrays(prepared, "train"))
 
 
 def test_fast_batch_equals_tutorial_batch(train_data, tmp_path: Path) -> None:
@@ -179,8 +162,8 @@ def test_divergence_stops_with_a_clear_message(train_data, tmp_path: Path) -> No
         trainer.fit()
 
 
-def test_validation_split_is_scored_each_epoch(prepared: Path, tmp_path: Path) -> None:
-    meta, images, labels = read_meta(prepared), *load_arrays(prepared, "train")
+def test_validation_split_is_scored_each_epoch(prepared_mnist: Path, tmp_path: Path) -> None:
+    meta, images, labels = read_meta(prepared_mnist), *load_arrays(prepared_mnist, "train")
     train, held_out = (images[:-64], labels[:-64]), (images[-64:], labels[-64:])
     trainer = Trainer(SPEC, TrainParams(epochs=1), 3, meta, *train, validation=held_out, log=QUIET)
     (stats,) = trainer.fit()

@@ -42,6 +42,11 @@ class StagePaths:
         return self._dir(str(CHECKPOINT_DIR))
 
     @property
+    def stacked_checkpoint(self) -> Path:
+        """The one checkpoint of all seeds trained together (stn.training.stacked)."""
+        return self.checkpoints / "stacked.pt"
+
+    @property
     def metrics(self) -> Path:
         return self._dir("metrics", "eval")
 

@@ -31,10 +31,18 @@ def conv_input_grad(grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
 
 
 class _SingleInputConv(torch.autograd.Function):
+    # setup_context and a generated vmap rule: the stacked-seeds trainer (stn.training.stacked)
+    # differentiates it under torch.func.vmap.
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        x, weight, _ = inputs
+        ctx.save_for_backward(x, weight)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):

@@ -150,17 +150,15 @@ class Trainer:
 
     def resume(self) -> bool:
         """Load the checkpoint if it belongs to this run; returns whether it did."""
-        if self.checkpoint is None or not self.checkpoint.is_file():
+        state = read_checkpoint(self.checkpoint, self.fingerprint, self.run_name, self.log)
+        if state is None:
             return False
-        try:
-            # RNG states must stay CPU ByteTensors; load_state_dict moves weights to the device.
-            state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
-        except Exception as exc:  # a damaged checkpoint only costs the epochs it held
-            self.log(f"{self.run_name}: ignoring unreadable checkpoint {self.checkpoint}: {exc}")
-            return False
-        if state.get("fingerprint") != self.fingerprint:
-            self.log(f"{self.run_name}: checkpoint {self.checkpoint} is from other params; starting over")
-            return False
+        self.load_state(state)
+        self.log(f"{self.run_name}: resuming after epoch {len(self.history)} from {self.checkpoint}")
+        return True
+
+    def load_state(self, state: dict) -> None:
+        """Continue from `state` (a checkpoint's, as `_state` makes it)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.order.set_state(state["order_rng"])
@@ -170,38 +168,33 @@ class Trainer:
         self.history = [EpochStats(**h) for h in state["history"]]
         # A checkpoint from before "trained_on" was recorded: one with CUDA's RNG state was CUDA's.
         self.devices |= set(state.get("trained_on", ["cuda" if "cuda_rng" in state else "cpu"]))
-        self.log(f"{self.run_name}: resuming after epoch {len(self.history)} from {self.checkpoint}")
-        return True
 
     def discard_checkpoint(self) -> None:
         if self.checkpoint is not None:
             self.checkpoint.unlink(missing_ok=True)
 
     # -- training ----------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> EpochStats:
+    def begin_epoch(self, epoch: int) -> torch.Tensor:
+        """Train mode, the epoch's learning rate and distortions; returns the batch order."""
         self.model.train()
-        start = time.perf_counter()
         set_lr(self.optimizer, self.params, epoch)
         if self.epoch_images is not None:  # a fresh draw of the distortions, from (seed, epoch)
             self.x = self._resident(self.epoch_images(epoch))
-        n, bs = len(self.y), self.params.batch_size
-        steps = -(-n // bs)
-        perm = torch.randperm(n, generator=self.order).to(self.device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
-        for step, i in enumerate(range(0, n, bs)):
-            if per_step(self.params):
-                set_lr(self.optimizer, self.params, epoch, step, steps)
-            idx = perm[i : i + bs]
-            loss, hits = train_step(self.model, self.optimizer, self.x[idx], self.y[idx], epoch)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise DivergenceError(
-                    f"{self.run_name}: training diverged: loss is {value} at epoch {epoch}, "
-                    f"step {step + 1}; lower train.lr or check the variant's params"
-                )
-            loss_sum += loss * len(idx)
-            correct += hits
+        return torch.randperm(len(self.y), generator=self.order).to(self.device)
+
+    def check_loss(self, value: float, epoch: int, step: int) -> None:
+        """Raises DivergenceError when a batch's loss is not finite."""
+        if not math.isfinite(value):
+            raise DivergenceError(
+                f"{self.run_name}: training diverged: loss is {value} at epoch {epoch}, "
+                f"step {step + 1}; lower train.lr or check the variant's params"
+            )
+
+    def end_epoch(
+        self, epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, start: float
+    ) -> EpochStats:
+        """The epoch's statistics (validation included) from its summed loss and hits."""
+        n = len(self.y)
         stats = EpochStats(
             epoch=epoch,
             loss=float(loss_sum) / n,
@@ -211,6 +204,23 @@ class Trainer:
         if self.val is not None:
             stats.val_loss, stats.val_accuracy = self.validate()
         return stats
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        start = time.perf_counter()
+        perm = self.begin_epoch(epoch)
+        n, bs = len(self.y), self.params.batch_size
+        steps = -(-n // bs)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        for step, i in enumerate(range(0, n, bs)):
+            if per_step(self.params):
+                set_lr(self.optimizer, self.params, epoch, step, steps)
+            idx = perm[i : i + bs]
+            loss, hits = train_step(self.model, self.optimizer, self.x[idx], self.y[idx], epoch)
+            self.check_loss(loss.item(), epoch, step)
+            loss_sum += loss * len(idx)
+            correct += hits
+        return self.end_epoch(epoch, loss_sum, correct, start)
 
     @torch.inference_mode()
     def validate(self, batch_size: int = 1000) -> tuple[float, float]:
@@ -225,16 +235,37 @@ class Trainer:
         """Train the remaining epochs, checkpointing after each; returns the full history."""
         self.resume()
         for epoch in range(len(self.history) + 1, self.params.epochs + 1):
-            stats = self.train_epoch(epoch)
-            self.history.append(stats)
+            self.history.append(self.train_epoch(epoch))
             self.save_checkpoint()
-            val = "" if stats.val_accuracy is None else f" val acc {100 * stats.val_accuracy:.2f}%"
-            self.log(
-                f"{self.run_name} epoch {epoch}/{self.params.epochs} loss {stats.loss:.4f} "
-                f"acc {100 * stats.accuracy:.2f}%{val} {stats.seconds:.1f}s "
-                f"({len(self.y) / stats.seconds:.0f} img/s)"
-            )
+            self.log_epoch()
         return self.history
+
+    def log_epoch(self) -> None:
+        stats = self.history[-1]
+        val = "" if stats.val_accuracy is None else f" val acc {100 * stats.val_accuracy:.2f}%"
+        self.log(
+            f"{self.run_name} epoch {stats.epoch}/{self.params.epochs} loss {stats.loss:.4f} "
+            f"acc {100 * stats.accuracy:.2f}%{val} {stats.seconds:.1f}s "
+            f"({len(self.y) / stats.seconds:.0f} img/s)"
+        )
+
+
+def read_checkpoint(
+    path: Path | None, fingerprint: str, name: str, log: Callable[[str], None]
+) -> dict | None:
+    """The checkpoint at `path` if it exists, is readable and belongs to `fingerprint`; else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        # RNG states must stay CPU ByteTensors; load_state_dict moves weights to the device.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a damaged checkpoint only costs the epochs it held
+        log(f"{name}: ignoring unreadable checkpoint {path}: {exc}")
+        return None
+    if state.get("fingerprint") != fingerprint:
+        log(f"{name}: checkpoint {path} is from other params; starting over")
+        return None
+    return state
 
 
 def save_history(history: list[EpochStats], path: Path, trained_on: str = "cpu") -> None:
