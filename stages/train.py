@@ -41,18 +41,23 @@ def main() -> None:
             validation=validation,
         )
 
-    if stack_seeds(select_device(train.device), len(runs)):  # a GPU: all seeds as one model
-        trainers = [trainer(paths) for paths in runs]
-        StackedTrainer(trainers, checkpoint=stage.stacked_checkpoint).fit()
-    else:  # one after another: each run is the same as trained on its own
-        trainers = []
-        for paths in runs:
-            trainers.append(trainer(paths))
-            trainers[-1].fit()
-    for paths, done in zip(runs, trainers, strict=True):
+    def save(done: Trainer, paths: RunPaths) -> None:
         save_model(done.model, paths.model, trained_on=done.trained_on)
         save_history(done.history, paths.history, trained_on=done.trained_on)
-    # Only now: a stage interrupted in a later seed resumes each finished seed at its last epoch.
+
+    device = select_device(train.device)
+    seed_checkpoints = any(paths.checkpoint.is_file() for paths in runs)
+    if stack_seeds(device, len(runs), stage.stacked_checkpoint.is_file(), seed_checkpoints):
+        trainers = [trainer(paths) for paths in runs]  # all seeds as one model
+        StackedTrainer(trainers, checkpoint=stage.stacked_checkpoint).fit()
+        for paths, done in zip(runs, trainers, strict=True):
+            save(done, paths)
+    else:
+        for paths in runs:  # one after another: each run is the same as trained on its own
+            done = trainer(paths)
+            done.fit()
+            save(done, paths)
+    # Only now, every seed saved: a stage interrupted earlier resumes each seed at its last epoch.
     for paths in runs:
         paths.checkpoint.unlink(missing_ok=True)
     stage.stacked_checkpoint.unlink(missing_ok=True)

@@ -129,9 +129,11 @@ def test_checkpoint_from_cuda_resumes_on_cpu(tmp_path: Path, monkeypatch: pytest
 
 
 @pytest.mark.parametrize("fields", [{"architecture": "paper"}, {"architecture": "paper", "stn": False}])
-def test_stacked_seeds_on_cuda_train_as_each_seed_alone_on_cpu(fields: dict, monkeypatch) -> None:
-    """The GPU path of a train stage (stn.training.stacked) against the CPU's seed-by-seed one;
-    the paper's nets have no dropout, and contiguous tensors break max-pooling ties alike."""
+def test_stacked_seeds_on_cuda_step_as_each_seed_alone_on_cpu(fields: dict, monkeypatch) -> None:
+    """The GPU path of a train stage (stn.training.stacked): one stacked step updates each seed as
+    its own step on the CPU does, to rounding (over more steps the two drift apart where a ReLU or
+    a max-pool tie flips, as any two devices do); then a whole epoch trains. The paper's nets
+    have no dropout, and contiguous tensors break max-pooling ties alike."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # plain fp32
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     spec, data = VariantSpec(**fields), tiny_dataset()
@@ -143,12 +145,14 @@ def test_stacked_seeds_on_cuda_train_as_each_seed_alone_on_cpu(fields: dict, mon
             off_identity(trainer.model)
         return made
 
-    assert stack_seeds(select_device("auto"), 2)
-    on_gpu = trainers("cuda")
-    StackedTrainer(on_gpu, log=QUIET).fit()
-    for gpu, cpu in zip(on_gpu, trainers("cpu"), strict=True):
-        cpu.fit()
-        assert gpu.trained_on == "cuda"
-        np.testing.assert_allclose(gpu.history[0].loss, cpu.history[0].loss, rtol=1e-3)
+    assert stack_seeds(select_device("auto"), 2, stacked_checkpoint=False, seed_checkpoints=False)
+    on_gpu, alone = trainers("cuda"), trainers("cpu")
+    stacked = StackedTrainer(on_gpu, log=QUIET)
+    stacked.step([torch.arange(64, device="cuda")] * 2, epoch=1)
+    for gpu, cpu in zip(on_gpu, alone, strict=True):
+        train_step(cpu.model, cpu.optimizer, cpu.x[:64], cpu.y[:64])
         for p, q in zip(gpu.model.parameters(), cpu.model.parameters(), strict=True):
-            torch.testing.assert_close(p.detach().cpu(), q.detach(), rtol=1e-3, atol=1e-4)
+            torch.testing.assert_close(p.detach().cpu(), q.detach(), rtol=1e-4, atol=1e-5)
+    for history in stacked.fit():
+        assert len(history) == 1 and np.isfinite(history[0].loss)
+    assert [t.trained_on for t in on_gpu] == ["cuda", "cuda"]

@@ -1,9 +1,10 @@
 """The seeds of one stage trained together, as one batched model: the GPU path.
 
 On a GPU a small model's training step is bound by kernel launches, not arithmetic
-(bench/README.md, "On one H200"): K copies of one architecture stacked with
-`torch.func.stack_module_state` and stepped with `vmap(grad(...))` launch each layer's kernels
-once for all K. Each seed keeps its own `Trainer`: its weights (views into the stacked tensors),
+(bench/README.md, "On one H200"): K copies of one architecture, each parameter stacked into one
+(K, ...) tensor (as `torch.func.stack_module_state` does) and stepped with `vmap(grad(...))`,
+launch each layer's forward and backward kernels once for all K (each seed's optimizer still
+steps on its own). Each seed keeps its own `Trainer`: its weights (views into the stacked tensors),
 optimizer, batch order, distortion draws, validation, history and model file. What differs from
 training each seed on its own is dropout's random numbers (drawn for all K from one generator),
 float rounding, and which of several equal maxima a max-pooling picks (the stacked batch is not
@@ -29,10 +30,16 @@ from stn.training.loop import EpochStats, Trainer, log_progress, read_checkpoint
 from stn.training.optim import per_step, set_lr
 
 
-def stack_seeds(device: torch.device, seeds: int) -> bool:
-    """Whether a stage trains its seeds stacked: on a GPU, when it has more than one. On the CPU
-    stacking is slower than one seed after another (bench/README.md, "Seeds trained together")."""
-    return device.type == "cuda" and seeds > 1
+def stack_seeds(device: torch.device, seeds: int, stacked_checkpoint: bool, seed_checkpoints: bool) -> bool:
+    """Whether a train stage trains its seeds stacked (StackedTrainer) or one after another.
+
+    Stacked on a GPU, when the stage has more than one seed; on the CPU stacking is slower
+    (bench/README.md, "Seeds trained together"). Interrupted work goes on the way it began, on
+    either device: a stacked checkpoint resumes stacked, the seeds' own checkpoints one by one.
+    """
+    if stacked_checkpoint:
+        return True
+    return device.type == "cuda" and seeds > 1 and not seed_checkpoints
 
 
 class _TrainingLoss(nn.Module):
